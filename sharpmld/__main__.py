@@ -1,0 +1,7 @@
+"""``python -m sharpmld``."""
+
+import sys
+
+from sharpmld.cli import main
+
+sys.exit(main())

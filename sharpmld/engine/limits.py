@@ -1,0 +1,54 @@
+"""Limits the worker puts on itself before it runs anything else.
+
+Set first thing in the child, so even the model's own import and load run under them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import sys
+from typing import Any
+
+_RLIMITS = {
+    "cpu_seconds": resource.RLIMIT_CPU,
+    "open_files": resource.RLIMIT_NOFILE,
+    "file_size_mb": resource.RLIMIT_FSIZE,
+    "address_space_mb": resource.RLIMIT_AS,
+}
+_MB = {"file_size_mb", "address_space_mb"}
+
+
+def apply(settings: dict[str, Any]) -> None:
+    """Apply the configured rlimits (0 or absent means unlimited) and forbid core dumps."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for key, which in _RLIMITS.items():
+        value = int(settings.get(key) or 0)
+        if value <= 0:
+            continue
+        soft = value * (1 << 20) if key in _MB else value
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(which, (soft, hard))
+
+
+def die_with_parent(daemon_pid: int) -> None:
+    """On Linux, ask the kernel to kill us when the daemon dies; exit if it already has."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if daemon_pid:
+        try:
+            os.kill(daemon_pid, 0)
+        except ProcessLookupError:
+            os._exit(5)
+        except PermissionError:
+            pass

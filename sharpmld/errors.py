@@ -1,0 +1,200 @@
+"""The error hierarchy: every failure a person can see has a stable code and a plain message.
+
+Codes are a contract: they appear in ``error.json``, ``result.json``, metrics labels and the
+README, so scripts may match on them. Messages are for people and may be reworded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SharpmldError(Exception):
+    """Root of every error sharpmld raises on purpose."""
+
+    code = "internal_error"
+    advice = "Processing failed. Please try again."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or self.advice
+        self.details = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``{code, message, details}`` shape written to ``error.json``."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class ConfigError(SharpmldError):
+    """The configuration file or an override is invalid; the message names the key."""
+
+    code = "config_invalid"
+    advice = "Fix the configuration file and start again."
+
+
+class EngineUnavailable(SharpmldError):
+    """The model cannot be loaded (ml-sharp or the checkpoint missing); jobs wait, none fail."""
+
+    code = "engine_unavailable"
+    advice = "Install ml-sharp and its checkpoint; run `sharpmld doctor` for the exact fix."
+
+
+class ImageRejected(SharpmldError):
+    """One input image cannot be used; the rest of its job goes on."""
+
+
+class JobFailed(SharpmldError):
+    """The whole job ends in ``failed/``."""
+
+
+class UnsupportedType(ImageRejected):
+    """The file's content is not a JPEG, PNG or HEIC image, whatever its name says."""
+
+    code = "unsupported_type"
+    advice = "Please upload JPEG, PNG, or HEIC images."
+
+
+class EmptyFile(ImageRejected):
+    """A zero-byte file."
+    )
+    FileTooLarge = _image_error(
+        "file_too_large",
+        "Images must be under {max_file_mb} MB each.",
+        "A file above the per-file size limit."""
+
+    code = "empty_file"
+    advice = "The file is empty. Please copy it again."
+
+
+class FileTooLarge(ImageRejected):
+    """A file above the per-file size limit."""
+
+    code = "file_too_large"
+    advice = "Images must be under {max_file_mb} MB each."
+
+
+class NotRegularFile(ImageRejected):
+    """A symlink, FIFO, socket or device file: never followed or opened."""
+
+    code = "not_regular_file"
+    advice = "Symbolic links, devices and pipes are not accepted. Copy the image itself."
+
+
+class DecodeFailed(ImageRejected):
+    """The decoder refused the file."""
+
+    code = "decode_failed"
+    advice = "The image could not be read; it may be damaged or truncated. Please export it again."
+
+
+class ImageTooLarge(ImageRejected):
+    """Decoded dimensions above the configured limit, or a decompression bomb."""
+
+    code = "image_too_large"
+    advice = "Images must be at most {max_pixels_side} pixels on each side."
+
+
+class NoValidImages(JobFailed):
+    """Every file in the job was rejected or ignored."""
+
+    code = "no_valid_images"
+    advice = "No usable image was found. Please upload JPEG, PNG, or HEIC images."
+
+
+class TooManyImages(JobFailed):
+    """More images than ``limits.max_images``."""
+
+    code = "too_many_images"
+    advice = "A job may hold at most {max_images} images. Split it into smaller folders."
+
+
+class JobTooLarge(JobFailed):
+    """The job's files add up to more than ``limits.max_job_mb``."""
+
+    code = "job_too_large"
+    advice = "A job may hold at most {max_job_mb} MB. Split it into smaller folders."
+
+
+class TooManyEntries(JobFailed):
+    """Too many entries or too deep a tree to be a folder of photos."""
+
+    code = "too_many_entries"
+    advice = "The folder holds too many files or is nested too deeply. Drop only the photos."
+
+
+class InvalidJobToml(JobFailed):
+    """``job.toml`` is not valid TOML, or has an unknown key or a wrong type."""
+
+    code = "invalid_job_toml"
+    advice = "The job.toml file is invalid: {problem}"
+
+
+class Timeout(JobFailed):
+    """An image or the whole job ran past its time limit."""
+
+    code = "timeout"
+    advice = "Processing took too long. Try fewer images."
+
+
+class EngineCrash(JobFailed):
+    """The model worker died while working on this job."""
+
+    code = "engine_crash"
+    advice = "Processing failed. Please try again."
+
+
+class OutOfMemory(JobFailed):
+    """The worker went past ``worker.max_memory_mb``."""
+
+    code = "out_of_memory"
+    advice = "Processing ran out of memory. Try smaller images or fewer at a time."
+
+
+class TooManyAttempts(JobFailed):
+    """The job was tried ``queue.max_attempts`` times without finishing."""
+
+    code = "too_many_attempts"
+    advice = "Processing failed several times in a row. Please try again later or report it."
+
+
+class OutputInvalid(JobFailed):
+    """A written output did not read back as expected."""
+
+    code = "output_invalid"
+    advice = "The model produced unusable output (NaN or wrong size). Please report it."
+
+
+class InternalError(JobFailed):
+    """A bug: anything unexpected."""
+
+    code = "internal_error"
+    advice = "Processing failed. Please try again."
+
+
+def format_advice(cls: type[SharpmldError], **values: Any) -> str:
+    """Fill a class's advice template; missing values leave the braces visible, never crash."""
+    try:
+        return cls.advice.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return cls.advice
+
+
+IMAGE_ERRORS: dict[str, type[ImageRejected]] = {
+    c.code: c for c in (UnsupportedType, EmptyFile, FileTooLarge, NotRegularFile, DecodeFailed, ImageTooLarge)
+}
+JOB_ERRORS: dict[str, type[JobFailed]] = {
+    c.code: c
+    for c in (
+        NoValidImages,
+        TooManyImages,
+        JobTooLarge,
+        TooManyEntries,
+        InvalidJobToml,
+        Timeout,
+        EngineCrash,
+        OutOfMemory,
+        TooManyAttempts,
+        OutputInvalid,
+        InternalError,
+    )
+}

@@ -1,0 +1,99 @@
+"""The inbox scan: the source of truth for what is waiting and what is ready to claim.
+
+Filesystem events only make a scan happen sooner; a periodic scan catches anything they miss.
+An entry is ready when its whole tree (names, sizes, mtimes) has not changed for
+``settle_seconds`` and holds no in-progress file (rsync temp names, ``*.part``, ...), or, when a
+``ready_marker`` is configured, as soon as a folder holds that marker.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sharpmld.intake.inspect import TreeSignature, is_in_progress, is_junk, tree_signature
+from sharpmld.intake.jobspec import peek_priority
+
+
+@dataclass
+class Entry:
+    """One top-level inbox entry being watched."""
+
+    name: str
+    is_dir: bool
+    signature: TreeSignature
+    changed_at: float
+    first_seen: float
+    mtime: float
+    priority: int = 0
+    ready: bool = False
+
+
+class InboxScanner:
+    """Tracks inbox entries across scans and says which are ready, in claim order."""
+
+    def __init__(self, inbox: Path, *, settle: float, marker: str, max_entries: int) -> None:
+        self.inbox = inbox
+        self.settle = settle
+        self.marker = marker
+        self.max_entries = max_entries
+        self.entries: dict[str, Entry] = {}
+        self.last_scan = 0.0
+
+    def scan(self, now: float) -> list[Entry]:
+        """Rescan the inbox; return the ready entries, highest priority then oldest first."""
+        self.last_scan = now
+        seen: set[str] = set()
+        try:
+            listing = list(os.scandir(self.inbox))
+        except FileNotFoundError:
+            listing = []
+        for dirent in listing:
+            name = dirent.name
+            if is_junk(name) or is_in_progress(name):
+                continue
+            try:
+                st = dirent.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            seen.add(name)
+            is_dir = dirent.is_dir(follow_symlinks=False)
+            signature = tree_signature(Path(dirent.path), self.max_entries)
+            entry = self.entries.get(name)
+            if entry is None or entry.signature != signature or entry.is_dir != is_dir:
+                entry = Entry(name, is_dir, signature, now, entry.first_seen if entry else now, st.st_mtime)
+                self.entries[name] = entry
+            entry.ready = self._is_ready(entry, now)
+            if entry.ready and entry.is_dir:
+                entry.priority = peek_priority(self.inbox / name)
+        for gone in set(self.entries) - seen:
+            del self.entries[gone]
+        ready = [e for e in self.entries.values() if e.ready]
+        ready.sort(key=lambda e: (-e.priority, e.mtime, e.name))
+        return ready
+
+    def _is_ready(self, entry: Entry, now: float) -> bool:
+        if entry.signature.in_progress:
+            return False
+        if self.marker and entry.is_dir:
+            return any(Path(p).as_posix() == self.marker for p, *_ in entry.signature.entries)
+        return now - entry.changed_at >= self.settle
+
+    def next_due(self) -> float | None:
+        """When the earliest settling entry will have settled (to schedule the next scan)."""
+        waiting = [
+            e.changed_at + self.settle
+            for e in self.entries.values()
+            if not e.ready and not e.signature.in_progress and not (self.marker and e.is_dir)
+        ]
+        return min(waiting) if waiting else None
+
+    def forget(self, name: str) -> None:
+        """Drop an entry after it was claimed (or lost to another daemon)."""
+        self.entries.pop(name, None)
+
+    @property
+    def settling(self) -> int:
+        """Entries seen but not yet ready."""
+        return sum(1 for e in self.entries.values() if not e.ready)

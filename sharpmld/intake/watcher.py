@@ -1,0 +1,58 @@
+"""Filesystem events as hints: any change under the inbox asks the daemon for a rescan.
+
+Events can be lost, coalesced, or (on network shares) never sent, which is why the daemon also
+rescans on a timer; this module only makes the common case fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+
+class _Poke(FileSystemEventHandler):  # type: ignore[misc]
+    def __init__(self, poke: Callable[[], None]) -> None:
+        self._poke = poke
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in ("opened", "closed_no_write"):
+            self._poke()
+
+
+class InboxWatcher:
+    """Runs a watchdog observer on the inbox and calls ``poke`` on every change."""
+
+    def __init__(self, inbox: Path, poke: Callable[[], None], *, polling: bool = False) -> None:
+        self.inbox = inbox
+        self.poke = poke
+        self.polling = polling
+        self.restarts = 0
+        self._observer: Any = None
+
+    def start(self) -> None:
+        """Start (or restart) observing; a failure leaves the periodic scan to do the work."""
+        self.stop()
+        observer: Any = PollingObserver(timeout=1.0) if self.polling else Observer()
+        observer.schedule(_Poke(self.poke), str(self.inbox), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def check(self) -> bool:
+        """Restart a dead observer thread (e.g. the inbox was replaced); True if it restarted."""
+        if self._observer is not None and not self._observer.is_alive():
+            self.restarts += 1
+            self.start()
+            return True
+        return False
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+            self._observer = None

@@ -1,0 +1,60 @@
+"""Claiming: moving a ready inbox entry into ``working/`` with one rename.
+
+The job folder is prepared first under a temp name (record and lease inside), published with a
+rename, and only then does the person's data move, in the single rename that is the claim.
+Whoever loses that rename to another daemon sharing the root gets ENOENT and quietly lets go.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sharpmld import fsio
+from sharpmld.queue.jobid import new_job_id
+from sharpmld.queue.layout import INPUT_DIR, Layout
+from sharpmld.queue.lease import Owner, write_lease
+from sharpmld.queue.record import Job, JobRecord
+
+
+def claim(layout: Layout, name: str, owner: Owner, *, priority: int = 0) -> Job | None:
+    """Claim ``inbox/<name>``; return the job, or None when someone else took it first."""
+    source = layout.inbox / name
+    try:
+        is_dir = source.lstat().st_mode & 0o170000 == 0o040000
+    except FileNotFoundError:
+        return None
+    job_id = new_job_id(name, is_file=not is_dir)
+    record = JobRecord(job_id, name, "folder" if is_dir else "file", priority=priority)
+
+    staging = fsio.temp_name_for(layout.working / job_id)
+    staging.mkdir()
+    job_dir = layout.working / job_id
+    try:
+        Job(staging, record).save()
+        write_lease(staging, owner)
+        if not is_dir:
+            (staging / INPUT_DIR).mkdir()
+        os.rename(staging, job_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    target = job_dir / INPUT_DIR if is_dir else job_dir / INPUT_DIR / name
+    if not _rename_claim(source, target):
+        shutil.rmtree(job_dir, ignore_errors=True)
+        return None
+    fsio.fsync_dir(layout.inbox)
+    fsio.fsync_dir(target.parent)
+    fsio.fsync_dir(layout.working)
+    return Job(job_dir, record)
+
+
+def _rename_claim(source: Path, target: Path) -> bool:
+    """One rename; ENOENT means we lost the race, unless (NFS) our reply was lost instead."""
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        return target.exists() or target.is_symlink()
+    return True

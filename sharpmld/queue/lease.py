@@ -1,0 +1,89 @@
+"""Leases: who owns a job in ``working/``, and whether that owner is really gone.
+
+A lease names its owner by host, pid and the process's start time (so a recycled pid is not
+mistaken for the owner) and carries a heartbeat time, refreshed while the job runs. Another
+daemon may take a job over only when the owner is provably dead: on the same host, no process
+with that pid and start time; on another host (a shared SMB/NFS root), a heartbeat older than
+the lease timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from sharpmld import fsio
+from sharpmld.queue.layout import LEASE_FILE
+
+
+@dataclass(frozen=True)
+class Owner:
+    """One daemon process, identified well enough to tell it apart from a pid reuse."""
+
+    host: str
+    pid: int
+    started: float
+
+    @classmethod
+    def current(cls) -> Owner:
+        """This process."""
+        return cls(host=socket.gethostname(), pid=os.getpid(), started=_start_time(os.getpid()))
+
+    def is_alive(self) -> bool:
+        """Whether this owner, on this host, still runs (pid and start time both match)."""
+        started = _start_time(self.pid)
+        return started > 0 and abs(started - self.started) < 1.0
+
+
+def _start_time(pid: int) -> float:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The content of ``lease.json``."""
+
+    owner: Owner
+    heartbeat: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"owner": asdict(self.owner), "heartbeat": self.heartbeat}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Lease:
+        o = data["owner"]
+        return cls(Owner(str(o["host"]), int(o["pid"]), float(o["started"])), float(data["heartbeat"]))
+
+
+def write_lease(job_dir: Path, owner: Owner, now: float | None = None) -> None:
+    """Take or refresh the lease on ``job_dir``."""
+    lease = Lease(owner, time.time() if now is None else now)
+    fsio.write_json(job_dir / LEASE_FILE, lease.to_dict())
+
+
+def read_lease(job_dir: Path) -> Lease | None:
+    """The lease, or None when there is none or it cannot be read (a crash mid-claim)."""
+    try:
+        return Lease.from_dict(json.loads((job_dir / LEASE_FILE).read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def owner_is_gone(lease: Lease | None, *, lease_timeout: float, now: float | None = None) -> bool:
+    """Whether a job with this lease may be recovered by someone else."""
+    if lease is None:
+        return True
+    if lease.owner.host == socket.gethostname():
+        return not lease.owner.is_alive()
+    current = time.time() if now is None else now
+    return current - lease.heartbeat > lease_timeout

@@ -1,0 +1,98 @@
+"""Start-up and periodic recovery of jobs left in ``working/`` by a daemon that died.
+
+Only jobs whose owner is provably gone are touched (see ``lease``). A half-built claim (no
+input inside) is removed; a real job is adopted, its partial outputs removed, and retried, or
+failed with ``too_many_attempts`` once it has used its attempts. Adoption is made exclusive by
+creating a marker file with O_EXCL, so two daemons recovering at once never both adopt a job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from sharpmld import fsio
+from sharpmld.queue.jobid import is_job_id
+from sharpmld.queue.layout import (
+    INPUT_DIR,
+    JOB_FILE,
+    JOB_LOG,
+    LEASE_FILE,
+    Layout,
+)
+from sharpmld.queue.lease import Owner, owner_is_gone, read_lease, write_lease
+from sharpmld.queue.record import Job, JobRecord
+
+ADOPT_PREFIX = "adopted-"
+
+
+def find_orphans(layout: Layout, *, lease_timeout: float) -> Iterator[Path]:
+    """Job folders in ``working/`` (oldest first) whose owner is gone; sweeps dead staging dirs."""
+    try:
+        names = sorted(os.listdir(layout.working))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = layout.working / name
+        if fsio.is_temp_name(name):
+            if owner_is_gone(read_lease(path), lease_timeout=lease_timeout):
+                shutil.rmtree(path, ignore_errors=True)
+            continue
+        if not is_job_id(name) or not path.is_dir():
+            continue
+        if owner_is_gone(read_lease(path), lease_timeout=lease_timeout):
+            yield path
+
+
+def has_input(path: Path) -> bool:
+    """Whether the claim rename happened: the person's data is inside."""
+    input_dir = path / INPUT_DIR
+    if not input_dir.exists():
+        return False
+    try:
+        record = Job.load(path).record
+    except (OSError, ValueError):
+        return True
+    return record.source == "folder" or any(input_dir.iterdir())
+
+
+def adopt(path: Path, owner: Owner) -> Job | None:
+    """Take over an orphaned job, or return None if another daemon got it first."""
+    try:
+        job = Job.load(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        job = Job(path, JobRecord(path.name, path.name, "folder", host="unknown"))
+    marker = path / f"{ADOPT_PREFIX}{job.record.attempts}-{len(job.record.history)}"
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return None
+    except FileNotFoundError:
+        return None
+    os.close(fd)
+    write_lease(path, owner)
+    clean_outputs(path)
+    return job
+
+
+def clean_outputs(path: Path) -> None:
+    """Remove what a previous attempt wrote, keeping the input, the record and the log."""
+    keep = {INPUT_DIR, JOB_FILE, LEASE_FILE, JOB_LOG}
+    for entry in os.scandir(path):
+        if entry.name in keep or entry.name.startswith(ADOPT_PREFIX):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+def release(path: Path) -> None:
+    """Remove a job folder that never received the person's data (a claim cut short)."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""The moves out of ``working/``: to ``done/``, to ``failed/``, or back to the inbox.
+
+Each is one rename of the whole job folder, made after everything inside it is written and
+fsynced, so a person never sees a half-finished job in ``done/`` or ``failed/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+from sharpmld import fsio
+from sharpmld.queue.layout import LEASE_FILE, PROGRESS_FILE, Layout
+from sharpmld.queue.record import Job
+
+
+def finish(layout: Layout, job: Job, state: str) -> Job:
+    """Move ``job`` from ``working/`` to ``done/`` or ``failed/``; return it at its new place."""
+    if state not in ("done", "failed"):
+        raise ValueError(f"a job finishes in done or failed, not {state!r}")
+    for name in (LEASE_FILE, PROGRESS_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(job.path / name)
+    fsio.fsync_dir(job.path)
+    target = layout.state(state) / job.job_id
+    _rename(job.path, target)
+    fsio.fsync_dir(layout.working)
+    fsio.fsync_dir(target.parent)
+    return Job(target, job.record)
+
+
+def hand_back(layout: Layout, job: Job) -> Path | None:
+    """Return the person's files to the inbox untouched and forget the attempt.
+
+    Used on shutdown and on a full disk: nothing about the job was wrong. Returns the inbox
+    path, or None when the job held no input (a claim that never completed).
+    """
+    if job.record.source == "file":
+        files = sorted(job.input_dir.iterdir()) if job.input_dir.is_dir() else []
+        source = files[0] if files else None
+    else:
+        source = job.input_dir if job.input_dir.exists() else None
+    back: Path | None = None
+    if source is not None:
+        back = free_name(layout.inbox, job.record.original_name)
+        _rename(source, back)
+        fsio.fsync_dir(layout.inbox)
+    shutil.rmtree(job.path, ignore_errors=True)
+    fsio.fsync_dir(layout.working)
+    return back
+
+
+def free_name(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``name (2)``, ``name (3)``... if taken; keeps a file's extension."""
+    candidate = folder / name
+    stem, dot, ext = name.rpartition(".")
+    if not stem or not dot:
+        stem, ext = name, ""
+    n = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = folder / (f"{stem} ({n}).{ext}" if ext else f"{name} ({n})")
+        n += 1
+    return candidate
+
+
+def _rename(source: Path, target: Path) -> None:
+    """A rename that tolerates NFS's lost replies: ENOENT with the target present is success."""
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        if not target.exists():
+            raise
