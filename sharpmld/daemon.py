@@ -20,7 +20,7 @@ from sharpmld import fsio, log
 from sharpmld.config import Config
 from sharpmld.engine import supervisor as sv
 from sharpmld.engine.checkpoint import CheckpointHasher
-from sharpmld.errors import TooManyAttempts
+from sharpmld.errors import InternalError, TooManyAttempts
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
 from sharpmld.queue import recovery
@@ -126,10 +126,24 @@ class Daemon:
         self.initialize()
         try:
             while not self.finished:
-                self.loop(time.monotonic())
+                try:
+                    self.loop(time.monotonic())
+                except Exception as exc:  # a bug must cost one job, never the daemon
+                    self._on_loop_error(exc)
         finally:
             self.shutdown()
         return 0
+
+    def _on_loop_error(self, exc: Exception) -> None:
+        """Log a bug with its traceback; fail the job in flight so it cannot loop forever."""
+        self.log.exception("internal error in the daemon loop", error=repr(exc))
+        run = self.current
+        if run is not None:
+            self.supervisor.stop(grace=1.0)
+            with contextlib.suppress(Exception):
+                run.fail(InternalError(f"Processing failed because of an internal error: {exc!r}"))
+            self._closed(run)
+        time.sleep(1.0)
 
     def shutdown(self) -> None:
         """Stop the worker and the watcher; hand back a job that is still in flight."""

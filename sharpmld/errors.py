@@ -55,12 +55,7 @@ class UnsupportedType(ImageRejected):
 
 
 class EmptyFile(ImageRejected):
-    """A zero-byte file."
-    )
-    FileTooLarge = _image_error(
-        "file_too_large",
-        "Images must be under {max_file_mb} MB each.",
-        "A file above the per-file size limit."""
+    """A zero-byte file."""
 
     code = "empty_file"
     advice = "The file is empty. Please copy it again."

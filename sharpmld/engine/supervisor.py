@@ -143,7 +143,7 @@ class Supervisor:
             return []
         events: list[dict[str, Any]] = []
         eof = False
-        while True:
+        while self._events_fd is not None:
             try:
                 chunk = os.read(self._events_fd, 1 << 16)
             except BlockingIOError:

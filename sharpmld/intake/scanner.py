@@ -15,6 +15,8 @@ from pathlib import Path
 from sharpmld.intake.inspect import TreeSignature, is_in_progress, is_junk, tree_signature
 from sharpmld.intake.jobspec import peek_priority
 
+STALE_IN_PROGRESS = 120.0
+
 
 @dataclass
 class Entry:
@@ -75,7 +77,9 @@ class InboxScanner:
 
     def _is_ready(self, entry: Entry, now: float) -> bool:
         if entry.signature.in_progress:
-            return False
+            # A transfer in progress keeps changing the tree; one that has not moved for a long
+            # time is a stray file that happens to look like a temp name, not a live copy.
+            return now - entry.changed_at >= max(STALE_IN_PROGRESS, 10 * self.settle)
         if self.marker and entry.is_dir:
             return any(Path(p).as_posix() == self.marker for p, *_ in entry.signature.entries)
         return now - entry.changed_at >= self.settle
@@ -83,9 +87,10 @@ class InboxScanner:
     def next_due(self) -> float | None:
         """When the earliest settling entry will have settled (to schedule the next scan)."""
         waiting = [
-            e.changed_at + self.settle
+            e.changed_at
+            + (max(STALE_IN_PROGRESS, 10 * self.settle) if e.signature.in_progress else self.settle)
             for e in self.entries.values()
-            if not e.ready and not e.signature.in_progress and not (self.marker and e.is_dir)
+            if not e.ready and not (self.marker and e.is_dir)
         ]
         return min(waiting) if waiting else None
 

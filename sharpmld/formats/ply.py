@@ -1,0 +1,243 @@
+"""The 3DGS ``.ply`` exactly as ml-sharp's ``save_ply`` lays it out.
+
+Viewers and tools written for ml-sharp read its extra elements (camera intrinsics, image size,
+disparity range, colour space, version), so the file must match that layout byte for byte in
+its header and element order, not merely be "a valid PLY". The header is written by hand and
+the vertex table in one ``write`` of a packed structured array: going through ``plyfile`` for
+writing would copy the 66 MB table once more for a full-size scene.
+
+The vertex table built by :func:`to_vertex_records` is also the input of every other writer, so
+that a ``.splat`` written next to a ``.ply`` is computed from exactly the float32 values the
+``.ply`` stores (and ``sharpmld convert`` gives the same bytes as a direct write).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from plyfile import PlyData, PlyParseError
+
+from sharpmld.formats.gaussians import F32, Gaussians, SceneMeta
+from sharpmld.fsio import atomic_writer
+
+SH_C0 = 0.28209479177387814
+"""Zeroth-order spherical-harmonic constant sqrt(1 / (4π)): DC colour = 0.5 + SH_C0 * f_dc."""
+
+VERTEX_PROPERTIES: tuple[str, ...] = (
+    "x",
+    "y",
+    "z",
+    "f_dc_0",
+    "f_dc_1",
+    "f_dc_2",
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
+)
+VERTEX_DTYPE = np.dtype([(name, "<f4") for name in VERTEX_PROPERTIES])
+"""One vertex row: 14 little-endian float32, packed (56 bytes), in ml-sharp's order."""
+_NCOLS = len(VERTEX_PROPERTIES)
+
+COLOR_SPACE_SRGB = 0
+FORMAT_VERSION = (1, 5, 0)
+DISPARITY_QUANTILES = (0.1, 0.9)
+
+# (element name, PLY type name, numpy dtype) of the metadata elements, in file order.
+_META_LAYOUT: tuple[tuple[str, str, str], ...] = (
+    ("extrinsic", "float", "<f4"),
+    ("intrinsic", "float", "<f4"),
+    ("image_size", "uint", "<u4"),
+    ("frame", "int", "<i4"),
+    ("disparity", "float", "<f4"),
+    ("color_space", "uchar", "u1"),
+    ("version", "uchar", "u1"),
+)
+
+
+def linear_to_srgb(x: npt.NDArray[np.floating[Any]]) -> F32:
+    """ml-sharp's linearRGB -> sRGB transfer curve, in float32.
+
+    Negative values take the linear branch, and the power is taken of a clamped copy so that
+    the unused branch never produces NaN (or a warning) for them.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    knee = np.float32(0.0031308)
+    curved = np.power(np.maximum(x, knee), np.float32(1.0 / 2.4))
+    curved *= np.float32(1.055)
+    curved -= np.float32(0.055)
+    out: F32 = np.where(x <= knee, x * np.float32(12.92), curved)
+    return out
+
+
+def srgb_to_linear(x: npt.NDArray[np.floating[Any]]) -> F32:
+    """Inverse of :func:`linear_to_srgb` (the standard sRGB decoding curve), in float32."""
+    x = np.asarray(x, dtype=np.float32)
+    knee = np.float32(0.04045)
+    curved = np.maximum(x, knee)
+    curved += np.float32(0.055)
+    curved /= np.float32(1.055)
+    np.power(curved, np.float32(2.4), out=curved)
+    out: F32 = np.where(x <= knee, x / np.float32(12.92), curved)
+    return out
+
+
+def to_vertex_records(g: Gaussians) -> npt.NDArray[np.void]:
+    """Encode ``g`` into the packed vertex table (the values ml-sharp's ``save_ply`` stores).
+
+    Colours go linear RGB -> sRGB -> DC coefficient, opacities to logits, scales to logs.
+    Opacities of exactly 0 or 1 and zero scales give ±inf, as ml-sharp's torch code does.
+    """
+    n = len(g)
+    records = np.empty(n, dtype=VERTEX_DTYPE)
+    table = records.view(np.float32).reshape(n, _NCOLS)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        table[:, 0:3] = g.means
+        dc = table[:, 3:6]
+        dc[...] = linear_to_srgb(g.colors)
+        dc -= np.float32(0.5)
+        dc /= np.float32(SH_C0)
+        opacities = g.opacities.astype(np.float32, copy=False)
+        table[:, 6] = np.log(opacities / (np.float32(1.0) - opacities))
+        np.log(g.scales.astype(np.float32, copy=False), out=table[:, 7:10])
+        table[:, 10:14] = g.quaternions
+    return records
+
+
+def _meta_values(records: npt.NDArray[np.void], meta: SceneMeta) -> list[npt.NDArray[Any]]:
+    """The metadata elements' values, in ``_META_LAYOUT`` order."""
+    z = records["z"]
+    if z.size:
+        with np.errstate(divide="ignore"):
+            disparity = np.quantile(np.float32(1.0) / z, DISPARITY_QUANTILES)
+    else:
+        disparity = np.zeros(2)
+    f = float(meta.f_px)
+    intrinsic = [f, 0.0, meta.width * 0.5, 0.0, f, meta.height * 0.5, 0.0, 0.0, 1.0]
+    values: list[Any] = [
+        np.eye(4).ravel(),
+        intrinsic,
+        [meta.width, meta.height],
+        [1, len(records)],
+        disparity,
+        [COLOR_SPACE_SRGB],
+        list(FORMAT_VERSION),
+    ]
+    return [np.asarray(v).astype(dtype) for v, (_, _, dtype) in zip(values, _META_LAYOUT, strict=True)]
+
+
+def _header(n: int, meta_values: list[npt.NDArray[Any]]) -> bytes:
+    """The ASCII header, spelled the way plyfile writes it."""
+    lines = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
+    lines += [f"property float {name}" for name in VERTEX_PROPERTIES]
+    for (name, ply_type, _), values in zip(_META_LAYOUT, meta_values, strict=True):
+        lines += [f"element {name} {values.size}", f"property {ply_type} {name}"]
+    lines.append("end_header")
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _check_records(records: npt.NDArray[Any]) -> None:
+    if records.dtype != VERTEX_DTYPE or records.ndim != 1:
+        raise ValueError(
+            f"vertex records must be a 1-D array of VERTEX_DTYPE, got {records.dtype} "
+            f"with shape {records.shape}"
+        )
+
+
+def write_ply(path: Path, records: npt.NDArray[np.void], meta: SceneMeta) -> None:
+    """Write ``records`` and ``meta`` as an ml-sharp 3DGS ``.ply``, atomically."""
+    _check_records(records)
+    meta_values = _meta_values(records, meta)
+    tail = b"".join(v.tobytes() for v in meta_values)
+    body = np.ascontiguousarray(records).view(np.uint8)
+    with atomic_writer(path) as f:
+        f.write(_header(len(records), meta_values))
+        f.write(body.data)
+        f.write(tail)
+
+
+def _load(path: Path) -> PlyData:
+    """Parse ``path`` and check it holds a 3DGS vertex table; ValueError otherwise."""
+    try:
+        ply = PlyData.read(str(path))
+    except (PlyParseError, ValueError, EOFError) as exc:
+        # OSError (missing file, permissions) passes through: it is not about the content.
+        raise ValueError(f"{path}: not a readable PLY file ({exc})") from exc
+    names = [e.name for e in ply.elements]
+    if "vertex" not in names:
+        raise ValueError(f"{path}: not a 3DGS ply (no 'vertex' element)")
+    present = {p.name for p in ply["vertex"].properties}
+    missing = [name for name in VERTEX_PROPERTIES if name not in present]
+    if missing:
+        raise ValueError(f"{path}: not a 3DGS ply, vertex lacks {', '.join(missing)}")
+    return ply
+
+
+def _records_of(ply: PlyData) -> npt.NDArray[np.void]:
+    data: npt.NDArray[np.void] = ply["vertex"].data
+    if data.dtype == VERTEX_DTYPE:
+        return np.ascontiguousarray(data)
+    # Another trainer's layout (extra f_rest_*, other order or types): keep only our fields.
+    records = np.empty(len(data), dtype=VERTEX_DTYPE)
+    for name in VERTEX_PROPERTIES:
+        records[name] = data[name]
+    return records
+
+
+def _meta_of(ply: PlyData, path: Path) -> SceneMeta:
+    names = {e.name for e in ply.elements}
+    missing = [n for n in ("intrinsic", "image_size") if n not in names]
+    if missing:
+        raise ValueError(f"{path}: no camera metadata (missing {', '.join(missing)} element)")
+    intrinsic = ply["intrinsic"]["intrinsic"]
+    size = ply["image_size"]["image_size"]
+    if len(intrinsic) < 1 or len(size) < 2:
+        raise ValueError(f"{path}: malformed intrinsic or image_size element")
+    return SceneMeta(f_px=float(intrinsic[0]), width=int(size[0]), height=int(size[1]))
+
+
+def read_vertex_records(path: Path) -> npt.NDArray[np.void]:
+    """The raw vertex table of a 3DGS ``.ply`` as a VERTEX_DTYPE array, values untouched."""
+    return _records_of(_load(path))
+
+
+def read_ply_records(path: Path) -> tuple[npt.NDArray[np.void], SceneMeta | None]:
+    """The raw vertex table plus the camera metadata if the file carries ml-sharp's elements."""
+    ply = _load(path)
+    try:
+        meta: SceneMeta | None = _meta_of(ply, path)
+    except ValueError:
+        meta = None
+    return _records_of(ply), meta
+
+
+def from_vertex_records(records: npt.NDArray[np.void]) -> Gaussians:
+    """Decode a vertex table back into linear-space Gaussians (inverse of to_vertex_records)."""
+    _check_records(records)
+    table = np.ascontiguousarray(records).view(np.float32).reshape(len(records), _NCOLS)
+    with np.errstate(over="ignore"):
+        srgb = table[:, 3:6] * np.float32(SH_C0) + np.float32(0.5)
+        colors: F32 = srgb_to_linear(srgb)
+        opacities: F32 = np.float32(1.0) / (np.float32(1.0) + np.exp(-table[:, 6]))
+        scales: F32 = np.exp(table[:, 7:10])
+    return Gaussians(
+        means=table[:, 0:3].copy(),
+        scales=scales,
+        quaternions=table[:, 10:14].copy(),
+        colors=colors,
+        opacities=opacities,
+    )
+
+
+def read_ply(path: Path) -> tuple[Gaussians, SceneMeta]:
+    """Read an ml-sharp 3DGS ``.ply``; ValueError if it is not one (names what is missing)."""
+    ply = _load(path)
+    meta = _meta_of(ply, path)
+    return from_vertex_records(_records_of(ply)), meta

@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny SHARP-contract model with a real checkpoint, and temp roots."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import harness
+
+sys.path.insert(0, str(harness.SUPPORT))
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the tiny model, written through torch.save like a real one."""
+    import tiny_sharp
+
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    tiny_sharp.write_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def root(tmp_path: Path, checkpoint: Path) -> Path:
+    """A fresh sharpmld root configured for the tiny model."""
+    path = tmp_path / "root"
+    harness.write_config(path, checkpoint)
+    return path
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[harness.Daemon]]:
+    """Collects daemons started by a test and makes sure none outlives it."""
+    started: list[harness.Daemon] = []
+    yield started
+    for d in started:
+        d.kill()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("SHARPMLD_"):
+            monkeypatch.delenv(key)

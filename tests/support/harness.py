@@ -1,0 +1,156 @@
+"""Running the real daemon and CLI as subprocesses on a temporary root."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+REPO = Path(__file__).resolve().parents[2]
+SUPPORT = Path(__file__).resolve().parent
+
+
+def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a daemon or CLI under test: the tiny model importable, no tty."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith("SHARPMLD_")}
+    out["PYTHONPATH"] = os.pathsep.join([str(SUPPORT), str(REPO)])
+    out["PYTHONUNBUFFERED"] = "1"
+    out.update(extra or {})
+    return out
+
+
+def write_config(root: Path, checkpoint: Path, **sections: dict[str, Any]) -> Path:
+    """A fast configuration using the tiny model; ``sections`` override or add keys."""
+    data: dict[str, Any] = {
+        "model": {"factory": "tiny_sharp:create", "checkpoint": str(checkpoint), "device": "cpu"},
+        "intake": {"settle_seconds": 0.5, "scan_interval_seconds": 1.0},
+        "worker": {"engine_retry_seconds": 1.0},
+        "queue": {"shutdown_grace_seconds": 10.0},
+        "log": {"format": "json", "level": "debug"},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "sharpmld.toml"
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def cli(
+    root: Path, *args: str, timeout: float = 60, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``sharpmld ARGS --root ROOT`` (root only for the commands that take it)."""
+    command = [sys.executable, "-m", "sharpmld", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env(extra_env), cwd=root.parent
+    )
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str | Callable[[], str], interval: float = 0.05
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what if isinstance(what, str) else what()}"
+            )
+        time.sleep(interval)
+
+
+def jobs(root: Path, state: str) -> list[Path]:
+    """Job folders in one state, sorted."""
+    folder = root / state
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+class Daemon:
+    """``sharpmld run`` as a child process, with its log captured to a file."""
+
+    def __init__(self, root: Path, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.log_path = root.parent / f"daemon-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sharpmld", "run", "--root", str(root), *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env(extra_env),
+            cwd=root.parent,
+        )
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines so far (non-JSON lines, e.g. from the worker, are skipped)."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict):
+                out.append(item)
+        return out
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line.get("event") == event]
+
+    def wait_logged(self, event: str, timeout: float = 60, count: int = 1) -> list[dict[str, Any]]:
+        return wait_for(
+            lambda: len(self.logged(event)) >= count and self.logged(event),
+            timeout,
+            lambda: f"{count} x log event {event!r}\n--- log ---\n{self.text()[-3000:]}",
+        )
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def worker_pid(self) -> int:
+        ready = self.wait_logged("engine ready")
+        del ready
+        status = json.loads(
+            next((self.root / ".sharpmld").glob(f"daemon-*-{self.proc.pid}.json")).read_text()
+        )
+        assert status["engine"] in ("ready", "busy")
+        return int(self._child_pids()[0])
+
+    def _child_pids(self) -> list[int]:
+        import psutil
+
+        return [c.pid for c in psutil.Process(self.proc.pid).children()]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._log.close()
+        return code
+
+    def wait(self, timeout: float = 120) -> int:
+        """Wait for a ``--burst`` daemon to exit by itself."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._log.close()
