@@ -42,12 +42,16 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "max_open_files": (1024, (int,), "open-file limit of the worker; 0 inherits"),
         "max_cpu_seconds": (0, (int,), "CPU-time limit of the worker process; 0 unlimited"),
         "max_address_space_mb": (0, (int,), "address-space limit (Linux only); 0 unlimited"),
+        "user": ("", (str,), "run the worker as this user (only when the daemon runs as root)"),
+        "sandbox": (False, (bool,), "run the worker without network access"),
     },
     "intake": {
         "settle_seconds": (2.0, (int, float), "an entry must be unchanged this long"),
         "ready_marker": ("", (str,), 'if set (e.g. ".ready"), claim only folders holding it'),
         "scan_interval_seconds": (5.0, (int, float), "full inbox rescan period"),
         "observer": ("native", (str,), "native (filesystem events) | polling (network shares)"),
+        "min_free_mb": (2000.0, (int, float), "stop claiming while the root's volume has less free"),
+        "disk_full_retry_seconds": (60.0, (int, float), "after a job hit a full disk, wait this long"),
     },
     "limits": {
         "max_file_mb": (20.0, (int, float), "largest accepted image file"),
@@ -62,6 +66,10 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "shutdown_grace_seconds": (30.0, (int, float), "time to finish the job in flight"),
         "lease_timeout_seconds": (120.0, (int, float), "another host's job is orphaned after this"),
         "heartbeat_seconds": (10.0, (int, float), "how often a running job's lease is refreshed"),
+    },
+    "retention": {
+        "done_days": (30.0, (int, float), "remove finished jobs after this many days; 0 keeps"),
+        "failed_days": (90.0, (int, float), "remove failed jobs after this many days; 0 keeps"),
     },
     "log": {
         "level": ("info", (str,), "debug | info | warning | error"),
@@ -176,11 +184,13 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
 
 def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
     """TOML booleans are Python ints; never let ``true`` pass for a number."""
-    return not isinstance(value, bool) and isinstance(value, types)
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
 
 
 def _toml_literal(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+    return f'"{value}"' if isinstance(value, str) else repr(value).lower()  # True -> true
 
 
 def load(

@@ -8,6 +8,7 @@ loop; the loop acts. A second TERM or INT means stop now. This process never imp
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
@@ -23,14 +24,16 @@ from sharpmld.engine.checkpoint import CheckpointHasher
 from sharpmld.errors import InternalError, TooManyAttempts
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
-from sharpmld.queue import recovery
+from sharpmld.queue import recovery, retention
 from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
 from sharpmld.queue.lease import Owner, write_lease
-from sharpmld.runner import OUTCOME_RETRY, JobRun
+from sharpmld.runner import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
 
 DEBOUNCE = 0.1
 ORPHAN_CHECK_SECONDS = 10.0
+DISK_CHECK_SECONDS = 5.0
+RETENTION_SWEEP_SECONDS = 3600.0
 STATUS_FILE_PREFIX = "daemon-"
 
 
@@ -51,6 +54,10 @@ class Daemon:
         self.scan_due = 0.0
         self.next_orphan_check = 0.0
         self.next_heartbeat = 0.0
+        self.next_disk_check = 0.0
+        self.next_sweep = 0.0
+        self.low_disk = False
+        self.disk_backoff_until = 0.0
         self.finished = False
         self.ready: list[Any] = []
         self._wake_r, self._wake_w = -1, -1
@@ -135,13 +142,21 @@ class Daemon:
         return 0
 
     def _on_loop_error(self, exc: Exception) -> None:
-        """Log a bug with its traceback; fail the job in flight so it cannot loop forever."""
+        """Log a bug with its traceback; end the job in flight so it cannot loop forever.
+
+        A full disk is not the job's fault: its input goes back to the inbox. Anything else
+        fails the job with ``internal_error``.
+        """
         self.log.exception("internal error in the daemon loop", error=repr(exc))
         run = self.current
         if run is not None:
             self.supervisor.stop(grace=1.0)
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
             with contextlib.suppress(Exception):
-                run.fail(InternalError(f"Processing failed because of an internal error: {exc!r}"))
+                if full:
+                    run.hand_back("disk full")
+                else:
+                    run.fail(InternalError(f"Processing failed because of an internal error: {exc!r}"))
             self._closed(run)
         time.sleep(1.0)
 
@@ -209,7 +224,55 @@ class Daemon:
 
     # -- claiming ----------------------------------------------------------------------------
 
+    def paused_reason(self, now: float) -> str:
+        """Why no job would be claimed now ("" when intake is open)."""
+        if self.stop_requests:
+            return "shutting_down"
+        if self.low_disk or now < self.disk_backoff_until:
+            return "low_disk"
+        if self.supervisor.state == sv.UNAVAILABLE:
+            return "engine_unavailable"
+        return ""
+
+    def _check_disk(self, now: float) -> None:
+        """Stop claiming below ``min_free_mb``; say so once, and once more when it recovers."""
+        if now < self.next_disk_check:
+            return
+        self.next_disk_check = now + DISK_CHECK_SECONDS
+        minimum = float(self.config.get("intake", "min_free_mb")) * (1 << 20)
+        try:
+            free = self.layout.free_bytes()
+        except OSError:
+            return
+        low = free < minimum
+        if low != self.low_disk:
+            self.low_disk = low
+            if low:
+                self.log.warning(
+                    "low disk space: jobs wait in the inbox until space returns",
+                    free_mb=round(free / (1 << 20)),
+                    min_free_mb=minimum / (1 << 20),
+                )
+            else:
+                self.log.info("disk space is back: claiming again", free_mb=round(free / (1 << 20)))
+
+    def _sweep(self, now: float) -> None:
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + RETENTION_SWEEP_SECONDS
+        removed = retention.sweep(
+            self.layout,
+            done_days=float(self.config.get("retention", "done_days")),
+            failed_days=float(self.config.get("retention", "failed_days")),
+        )
+        if removed:
+            self.log.info("retention removed old jobs", count=len(removed))
+
     def _start_next(self, now: float) -> None:
+        self._check_disk(now)
+        self._sweep(now)
+        if self.paused_reason(now):
+            return
         if self.supervisor.state != sv.READY or not self.hasher.done.is_set():
             return
         job = None
@@ -264,6 +327,12 @@ class Daemon:
         run = self.current
         assert run is not None and run.request is not None
         self.redispatch = False
+        user = str(self.config.get("worker", "user"))
+        if user and os.geteuid() == 0:
+            import pwd
+
+            entry = pwd.getpwnam(user)
+            os.chown(run.job.path, entry.pw_uid, entry.pw_gid)
         run.charge_attempt()
         self.supervisor.send_job(run.request, now)
         self._write_status()
@@ -271,6 +340,12 @@ class Daemon:
     def _closed(self, run: JobRun) -> None:
         if run.outcome in ("done", "failed"):
             self.counters[run.outcome] += 1
+        if run.outcome == OUTCOME_HANDED_BACK:
+            wait = float(self.config.get("intake", "disk_full_retry_seconds"))
+            self.disk_backoff_until = time.monotonic() + wait
+            self.log.warning(
+                "the disk filled up during a job; it went back to the inbox", retry_in_seconds=wait
+            )
         self.current = None
         self.redispatch = False
         self._write_status()

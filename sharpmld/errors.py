@@ -159,6 +159,13 @@ class OutputInvalid(JobFailed):
     advice = "The model produced unusable output (NaN or wrong size). Please report it."
 
 
+class OutputTooLarge(JobFailed):
+    """An output would exceed ``worker.max_file_size_mb``."""
+
+    code = "output_too_large"
+    advice = "The result was larger than the configured file-size limit. Try smaller images."
+
+
 class InternalError(JobFailed):
     """A bug: anything unexpected."""
 
@@ -190,6 +197,7 @@ JOB_ERRORS: dict[str, type[JobFailed]] = {
         OutOfMemory,
         TooManyAttempts,
         OutputInvalid,
+        OutputTooLarge,
         InternalError,
     )
 }

@@ -21,12 +21,14 @@ from sharpmld.errors import (
     JobFailed,
     NoValidImages,
     OutOfMemory,
+    OutputInvalid,
+    OutputTooLarge,
     SharpmldError,
     Timeout,
 )
 from sharpmld.intake.inspect import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
-from sharpmld.queue import transitions
+from sharpmld.queue import recovery, transitions
 from sharpmld.queue.layout import JOB_LOG, PROGRESS_FILE, Layout
 from sharpmld.queue.record import Job, utcnow
 
@@ -37,7 +39,13 @@ OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
 # Image-level codes that mean the engine, not the picture, went wrong.
-ENGINE_CODES = frozenset({"model_error", "output_invalid", "internal_error", "write_failed"})
+ENGINE_CODES: dict[str, type[JobFailed]] = {
+    "model_error": EngineCrash,
+    "internal_error": EngineCrash,
+    "write_failed": EngineCrash,
+    "output_invalid": OutputInvalid,
+    "output_too_large": OutputTooLarge,
+}
 
 
 def output_stem(rel: str, taken: set[str]) -> str:
@@ -196,6 +204,7 @@ class JobRun:
             self.fail(EngineCrash(details_text(EngineCrash.advice, detail), reason=detail))
         else:
             self.outcome = OUTCOME_RETRY
+            recovery.clean_outputs(self.job.path)
             self.images.clear()
             self.rejected = [r for r in self.rejected if r not in self.rejected_by_worker()]
         return self.outcome
@@ -214,7 +223,9 @@ class JobRun:
             engine_side = [r for r in self.rejected if r["code"] in ENGINE_CODES]
             error: SharpmldError = NoValidImages()
             if engine_side:
-                error = EngineCrash(f"Processing failed: {engine_side[0]['message']}")
+                first = engine_side[0]
+                cls = ENGINE_CODES[first["code"]]
+                error = cls(f"{cls.advice} ({first['source']}: {first['message']})")
             self.fail(error)
         return self.outcome
 

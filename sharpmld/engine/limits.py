@@ -23,9 +23,15 @@ _MB = {"file_size_mb", "address_space_mb"}
 
 
 def apply(settings: dict[str, Any]) -> None:
-    """Apply the configured rlimits (0 or absent means unlimited) and forbid core dumps."""
+    """Apply the configured rlimits (0 or absent means unlimited) and forbid core dumps.
+
+    SIGXFSZ is ignored so that a write past the file-size limit fails with EFBIG, which the
+    pipeline reports for that image, instead of killing the worker without a word.
+    """
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     for key, which in _RLIMITS.items():
         value = int(settings.get(key) or 0)
         if value <= 0:
@@ -52,3 +58,15 @@ def die_with_parent(daemon_pid: int) -> None:
             os._exit(5)
         except PermissionError:
             pass
+
+
+def cap_mps_memory(limit_mb: float) -> None:
+    """On Apple GPUs, make the MPS allocator refuse to grow past the worker's memory cap."""
+    try:
+        import torch
+
+        recommended = float(torch.mps.recommended_max_memory())
+        if limit_mb > 0 and recommended > 0:
+            torch.mps.set_per_process_memory_fraction(min(2.0, limit_mb * (1 << 20) / recommended))
+    except (AttributeError, RuntimeError):
+        pass

@@ -187,7 +187,9 @@ def _finish_image(
     except OSError as exc:
         import errno
 
-        code = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "write_failed"
+        code = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EFBIG: "output_too_large"}.get(
+            exc.errno or 0, "write_failed"
+        )
         emit(
             {
                 "ev": "image_done",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,6 +86,7 @@ class Supervisor:
             "device": cfg.get("model", "device"),
             "daemon_pid": os.getpid(),
             "limits": self._limits(),
+            "max_memory_mb": cfg.get("worker", "max_memory_mb"),
         }
         read_fd, write_fd = os.pipe()
         env = dict(os.environ)
@@ -97,18 +100,22 @@ class Supervisor:
             )
         python = cfg.worker_python or sys.executable
         try:
+            prefix = sandbox_prefix(bool(cfg.get("worker", "sandbox")))
+            identity = worker_identity(str(cfg.get("worker", "user")))
             self._proc = subprocess.Popen(
-                [python, "-m", "sharpmld.engine.worker_main", json.dumps(settings)],
+                [*prefix, python, "-m", "sharpmld.engine.worker_main", json.dumps(settings)],
                 stdin=subprocess.PIPE,
                 pass_fds=(write_fd,),
                 env=env,
                 start_new_session=True,
                 close_fds=True,
+                **identity,
             )
-        except OSError as exc:
+        except (OSError, ValueError, KeyError) as exc:
             os.close(read_fd)
             os.close(write_fd)
-            self._mark_unavailable(now, f"cannot start the worker with {python}: {exc.strerror}")
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self._mark_unavailable(now, f"cannot start the worker with {python}: {reason}")
             return
         os.close(write_fd)
         os.set_blocking(read_fd, False)
@@ -287,6 +294,35 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             kill_group(proc, sig=signal.SIGKILL)
             return proc.wait()
+
+
+def sandbox_prefix(enabled: bool) -> list[str]:
+    """The command that runs the worker without network access, or [] when not asked for.
+
+    Linux: a new, empty network namespace (``unshare``); macOS: a sandbox profile that denies
+    the network (``sandbox-exec``). Asked for but impossible is an error, never a silent no-op.
+    """
+    if not enabled:
+        return []
+    if sys.platform == "darwin":
+        tool = shutil.which("sandbox-exec")
+        if tool:
+            return [tool, "-p", "(version 1)(allow default)(deny network*)"]
+    elif tool := shutil.which("unshare"):
+        if os.geteuid() == 0:
+            return [tool, "--net"]
+        return [tool, "--user", "--map-current-user", "--net"]
+    raise ValueError("worker.sandbox is on but no sandbox tool (unshare / sandbox-exec) exists")
+
+
+def worker_identity(user: str) -> dict[str, Any]:
+    """Popen arguments that run the worker as ``user`` (the daemon must be root to switch)."""
+    if not user:
+        return {}
+    if os.geteuid() != 0:
+        raise ValueError(f"worker.user = {user!r} needs the daemon to run as root")
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, wait: float = 3.0) -> None:

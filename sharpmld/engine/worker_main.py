@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except EngineUnavailable as exc:
         channel.emit({"ev": "unavailable", "code": exc.code, "message": exc.message})
         return EXIT_UNAVAILABLE
+    if loaded.device.type == "mps":
+        limits.cap_mps_memory(float(settings.get("max_memory_mb") or 0))
     from sharpmld.engine.pipeline import run_job
 
     channel.emit(

@@ -67,8 +67,11 @@ def test_worker_dies_with_a_killed_daemon(root: Path, daemons: list) -> None:
     worker = psutil.Process(d.worker_pid())
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait()
-    wait_for(lambda: not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE, 10,
-             "the orphaned worker to exit")
+    wait_for(
+        lambda: not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE,
+        10,
+        "the orphaned worker to exit",
+    )
 
 
 def test_hanging_image_times_out_and_the_next_job_runs(root: Path, checkpoint: Path, daemons: list) -> None:

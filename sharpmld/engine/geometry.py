@@ -1,0 +1,310 @@
+"""Unprojection of SHARP's NDC Gaussians into metric space, fast on any torch device.
+
+ml-sharp decomposes every transformed covariance with a float64 CPU SVD, which costs seconds
+per image and cannot run on MPS (no float64). Here the decomposition is closed-form and fully
+vectorised in float32: trigonometric eigenvalues pick the best-separated eigenvalue, its
+eigenvector comes from the largest cross product of rows of (C - λI), and the remaining
+2×2 problem in its orthogonal plane is solved with one Jacobi rotation, which stays exact for
+repeated eigenvalues. Final variances are Rayleigh quotients ‖Bᵀv‖² of the factor B = M R D
+(C = B Bᵀ), so even axes 10⁵× thinner than the longest keep their relative accuracy.
+
+Internally every matrix entry / vector component is its own [N] tensor (structure of arrays):
+each step is then a plain elementwise kernel, with no strided reductions, broadcasts or stacks,
+which on the CPU were several times slower than the arithmetic itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sharpmld.formats.gaussians import Gaussians
+
+INTERNAL_RESOLUTION = 1536
+Vec = tuple[Tensor, Tensor, Tensor]
+Mat = tuple[Vec, Vec, Vec]  # rows
+_Gram = Callable[[Vec, Vec], Vec]
+
+
+class NdcGaussiansLike(Protocol):
+    """What SHARP's predictor returns: batched ([1, N, k]) Gaussians in NDC space."""
+
+    @property
+    def mean_vectors(self) -> Tensor: ...
+    @property
+    def singular_values(self) -> Tensor: ...
+    @property
+    def quaternions(self) -> Tensor: ...
+    @property
+    def colors(self) -> Tensor: ...
+    @property
+    def opacities(self) -> Tensor: ...
+
+
+def unprojection_matrix(f_px: float, width: int, height: int, internal: int = 1536) -> Tensor:
+    """The 3×4 NDC→metric map, built the general way ml-sharp does: inv(ndc @ K_resized).
+
+    Computed in float64 and rounded once, so the (diagonal) result is the nearest float32 to
+    diag(width / 2f, height / 2f, 1) rather than carrying float32 inversion error.
+    """
+    f64 = torch.float64
+    k = torch.tensor(
+        [[f_px, 0, width / 2, 0], [0, f_px, height / 2, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=f64
+    )
+    resize = torch.diag(torch.tensor([internal / width, internal / height, 1, 1], dtype=f64))
+    ndc = torch.tensor(
+        [[2 / internal, 0, -1, 0], [0, 2 / internal, -1, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=f64
+    )
+    inverse: Tensor = torch.linalg.inv(ndc @ resize @ k)
+    return inverse[:3].to(torch.float32)
+
+
+def _dot(a: Vec, b: Vec) -> Tensor:
+    return (a[0] * b[0]).addcmul_(a[1], b[1]).addcmul_(a[2], b[2])
+
+
+def _cross(a: Vec, b: Vec) -> Vec:
+    return (
+        (a[1] * b[2]).addcmul_(a[2], b[1], value=-1),
+        (a[2] * b[0]).addcmul_(a[0], b[2], value=-1),
+        (a[0] * b[1]).addcmul_(a[1], b[0], value=-1),
+    )
+
+
+def _combine(coeffs: Sequence[Tensor], rows: Mat) -> Vec:
+    """Σ_i coeffs[i]·rows[i], e.g. Bᵀe."""
+    (c0, c1, c2), (r0, r1, r2) = coeffs, rows
+    return tuple((c0 * r0[j]).addcmul_(c1, r1[j]).addcmul_(c2, r2[j]) for j in range(3))  # type: ignore[return-value]
+
+
+def _greater(x: Tensor, y: Tensor) -> Tensor:
+    """Float mask (x > y) as 0/1: bool masks and torch.where are ~10× slower on the CPU."""
+    return torch.sub(x, y).sign_().clamp_(min=0)
+
+
+def _cycle(mask: Tensor, a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(a, b, c) where mask is 1, else (b, c, a); lerp with 0/1 weights selects exactly."""
+    return torch.lerp(b, a, mask), torch.lerp(c, b, mask), torch.lerp(a, c, mask)
+
+
+def _lincomb(coeffs: Sequence[float], terms: Sequence[Tensor], const: float = 0.0) -> Tensor:
+    """Σ coeffs[k]·terms[k] + const, skipping zero coefficients (the unprojection is diagonal)."""
+    out: Tensor | None = None
+    for c, t in zip(coeffs, terms, strict=True):
+        if c != 0.0:
+            out = t * c if out is None else torch.add(out, t, alpha=c)
+    if out is None:
+        return torch.full_like(terms[0], const)
+    return out + const if const != 0.0 else out
+
+
+def _rotation(w: Tensor, x: Tensor, y: Tensor, z: Tensor) -> Mat:
+    """Quaternion components (any norm) → rotation rows; a zero quaternion gives identity."""
+    n2 = torch.addcmul(torch.addcmul(torch.addcmul(w * w, x, x), y, y), z, z)
+    k = 2 / n2.clamp_min(torch.finfo(w.dtype).tiny)
+    kx, ky, kz = k * x, k * y, k * z
+    xx, yy, zz, xy, xz, yz = kx * x, ky * y, kz * z, kx * y, kx * z, ky * z
+    wx, wy, wz = kx * w, ky * w, kz * w
+    return (
+        (1 - yy - zz, xy - wz, xz + wy),
+        (xy + wz, 1 - xx - zz, yz - wx),
+        (xz - wy, yz + wx, 1 - xx - yy),
+    )
+
+
+def _quaternion(r: Mat) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Rotation rows → unit quaternion (w, x, y, z) with w ≥ 0.
+
+    Shepperd's method: of the four candidates 4q_k·q, use the one with the largest q_k² so no
+    division by a small number happens (180° turns have w = 0).
+    """
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = r
+    p, m = r11 + r22, r11 - r22
+    t0, t1, t2, t3 = 1 + r00 + p, 1 + r00 - p, 1 - r00 + m, 1 - r00 - m
+    d1, d2, d3, s1, s2, s3 = r21 - r12, r02 - r20, r10 - r01, r01 + r10, r02 + r20, r12 + r21
+    m01, m23 = _greater(t1, t0), _greater(t3, t2)
+    m_hi = _greater(torch.maximum(t2, t3), torch.maximum(t0, t1))
+    q = [
+        torch.lerp(torch.lerp(c0, c1, m01), torch.lerp(c2, c3, m23), m_hi)
+        for c0, c1, c2, c3 in (
+            (t0, d1, d2, d3),
+            (d1, t1, s1, s2),
+            (d2, s1, t2, s3),
+            (d3, s2, s3, t3),
+        )
+    ]
+    n2 = torch.addcmul(torch.addcmul(torch.addcmul(q[0] * q[0], q[1], q[1]), q[2], q[2]), q[3], q[3])
+    inv = torch.copysign(torch.rsqrt(n2), q[0])  # chosen t_k ≥ 1, so n2 ≥ 1
+    return q[0] * inv, q[1] * inv, q[2] * inv, q[3] * inv
+
+
+def _frame(c: Mat, gram: _Gram) -> tuple[Tensor, Tensor, Vec, Vec, Vec, Vec]:
+    """Eigen-frame of a symmetric matrix with entries O(1) (callers normalise).
+
+    Returns (top, λ, u, g, h, (a, b, c)): u is the eigenvector of the best-separated eigenvalue
+    λ (the largest where top = 1, else the smallest), g and h those of the 2×2 block
+    [[a, b], [b, c]] = gram(e, f) on u's orthogonal plane (g the larger), with (u, g, h) a
+    proper rotation. ``gram`` lets callers evaluate the block from a more accurate factor.
+    """
+    (c00, c01, c02), (_, c11, c12), (_, _, c22) = c
+    q = (c00 + c11 + c22) / 3
+    d0, d1, d2 = c00 - q, c11 - q, c22 - q
+    off = torch.addcmul(torch.addcmul(c01 * c01, c02, c02), c12, c12)
+    p = torch.sqrt((torch.addcmul(torch.addcmul(d0 * d0, d1, d1), d2, d2) + 2 * off) / 6)
+    inv = 1 / p.clamp_min(torch.finfo(p.dtype).tiny)  # p = 0: isotropic, any angle will do
+    d0, d1, d2, b01, b02, b12 = d0 * inv, d1 * inv, d2 * inv, c01 * inv, c02 * inv, c12 * inv
+    det = d0 * (d1 * d2 - b12 * b12) - b01 * (b01 * d2 - b12 * b02) + b02 * (b01 * b12 - d1 * b02)
+    phi = torch.acos((det / 2).clamp_(-1, 1)) / 3
+    l1 = torch.addcmul(q, p, torch.cos(phi), value=2)
+    l3 = torch.addcmul(q, p, torch.cos(phi + 2 * math.pi / 3), value=2)
+    l2 = 3 * q - l1 - l3
+    top = _greater(l1 - l2, l2 - l3)  # 1 where λ1 is better separated than λ3
+    lam = torch.lerp(l3, l1, top)
+    # Eigenvector of the isolated λ: every cross product of two rows of (C - λI) is parallel
+    # to it; add them with aligned signs so the largest dominates without branching.
+    n0, n1, n2 = (c00 - lam, c01, c02), (c01, c11 - lam, c12), (c02, c12, c22 - lam)
+    v, x02, x12 = _cross(n0, n1), _cross(n0, n2), _cross(n1, n2)
+    for x in (x02, x12):
+        sign = torch.copysign(torch.ones_like(lam), _dot(v, x))
+        v = (v[0].addcmul_(sign, x[0]), v[1].addcmul_(sign, x[1]), v[2].addcmul_(sign, x[2]))
+    v = (v[0] + 1e-18, v[1], v[2])  # all rows ~0 only if C is isotropic: then any axis works
+    inv = torch.rsqrt(_dot(v, v))
+    u = (v[0] * inv, v[1] * inv, v[2] * inv)
+    # Orthonormal basis (e, f) of u's plane without branches (Duff et al. 2017), then the
+    # 2×2 problem there via one Jacobi angle, exact even for equal eigenvalues.
+    sign = torch.copysign(torch.ones_like(lam), u[2])
+    a = -1 / (sign + u[2])
+    b = u[0] * u[1] * a
+    e = (torch.addcmul(torch.ones_like(a), sign * a, u[0] * u[0]), sign * b, -sign * u[0])
+    f = (b, torch.addcmul(sign, a, u[1] * u[1]), -u[1])
+    g2 = gram(e, f)
+    theta = torch.atan2(2 * g2[1], g2[0] - g2[2]) / 2
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    g = tuple(torch.addcmul(cos * ei, sin, fi) for ei, fi in zip(e, f, strict=True))
+    h = _cross(u, g)  # type: ignore[arg-type]
+    return top, lam, u, g, h, g2  # type: ignore[return-value]
+
+
+def symmetric_eigh3(c: Tensor) -> tuple[Tensor, Tensor]:
+    """Batched closed-form eigen-decomposition of symmetric [..., 3, 3] matrices.
+
+    Returns eigenvalues [..., 3] in descending order (like SVD singular values) and
+    eigenvectors [..., 3, 3] as columns forming a proper rotation (det = +1). Works in the
+    input dtype, so float32 on MPS; accuracy is ~1e-7 of the largest |eigenvalue|.
+    """
+    ent = [[(c[..., i, j] + c[..., j, i]) / 2 for j in range(3)] for i in range(3)]
+    scale = torch.stack([ent[i][j].abs() for i in range(3) for j in range(i, 3)]).amax(0)
+    inv = 1 / torch.where(scale > 0, scale, 1)  # max |c_ij| = 1: nothing over/underflows
+    cn: Mat = tuple((r[0] * inv, r[1] * inv, r[2] * inv) for r in ent)  # type: ignore[assignment]
+
+    def gram(e: Vec, f: Vec) -> Vec:
+        ce, cf = _combine(e, cn), _combine(f, cn)  # C is symmetric: Cᵀe = Ce
+        return _dot(e, ce), _dot(f, ce), _dot(f, cf)
+
+    top, lam, u, g, h, (a, b, cc) = _frame(cn, gram)
+    half, rad = (a + cc) / 2, torch.hypot((a - cc) / 2, b)
+    vals = _cycle(top, lam, half + rad, half - rad)
+    rows = [_cycle(top, u[i], g[i], h[i]) for i in range(3)]
+    vectors = torch.stack([torch.stack(row, -1) for row in rows], -2)
+    return torch.stack(vals, -1) / inv.unsqueeze(-1), vectors
+
+
+def rotations_from_quaternions(q: Tensor) -> Tensor:
+    """[..., 4] quaternions (w, x, y, z), normalised here → [..., 3, 3] rotation matrices."""
+    return torch.stack([torch.stack(row, -1) for row in _rotation(*q.unbind(-1))], -2)
+
+
+def quaternions_from_rotations(r: Tensor) -> Tensor:
+    """[..., 3, 3] rotations → [..., 4] unit quaternions (w, x, y, z) with w ≥ 0."""
+    rows: Mat = tuple((r[..., i, 0], r[..., i, 1], r[..., i, 2]) for i in range(3))  # type: ignore[assignment]
+    return torch.stack(_quaternion(rows), -1)
+
+
+def _decompose(x: Tensor, s: Tensor, q: Tensor, m: list[list[float]]) -> list[Tensor]:
+    """One chunk of `transform_gaussians` on [3|4, n] component rows → 10 [n] components."""
+    new_means = [_lincomb(m[i][:3], list(x), m[i][3]) for i in range(3)]
+    s_max = torch.maximum(torch.maximum(s[0], s[1]), s[2]).clamp_min(torch.finfo(s.dtype).tiny)
+    inv = 1 / s_max  # scale-free maths: neither huge nor tiny scales over/underflow
+    sn = [s[j] * inv for j in range(3)]
+    r = _rotation(*q)
+    m_max = max(abs(v) for row in m for v in row[:3]) or 1.0
+    # B = M R S / (s_max m_max), so C = B Bᵀ; zero entries of M are skipped (ours is diagonal).
+    b: Mat = tuple(  # type: ignore[assignment]
+        tuple(_lincomb([v / m_max for v in m[i][:3]], [r[k][j] * sn[j] for k in range(3)]) for j in range(3))
+        for i in range(3)
+    )
+    c01, c02, c12 = _dot(b[0], b[1]), _dot(b[0], b[2]), _dot(b[1], b[2])
+    c: Mat = (
+        (_dot(b[0], b[0]), c01, c02),
+        (c01, _dot(b[1], b[1]), c12),
+        (c02, c12, _dot(b[2], b[2])),
+    )
+
+    def gram(e: Vec, f: Vec) -> Vec:
+        be, bf = _combine(e, b), _combine(f, b)
+        return _dot(be, be), _dot(be, bf), _dot(bf, bf)
+
+    top, _, u, g, h, (ga, gb, gc) = _frame(c, gram)
+    # Variances as ‖Bᵀv‖² (sums of squares, no cancellation) keep thin axes accurate.
+    bu, bh = _combine(u, b), _combine(h, b)
+    var_g = torch.hypot((ga - gc) / 2, gb).add_(ga + gc, alpha=0.5)
+    var = _cycle(top, _dot(bu, bu), var_g, _dot(bh, bh))
+    new_scales = [v.sqrt_().mul_(s_max).mul_(m_max) for v in var]
+    rot: Mat = tuple(_cycle(top, u[i], g[i], h[i]) for i in range(3))  # type: ignore[assignment]
+    return [*new_means, *new_scales, *_quaternion(rot)]
+
+
+_CPU_CHUNK = 1 << 17  # ~50 live intermediates of this size fit in L3; full arrays are DRAM-bound
+
+
+def _transform_into(out: Tensor, means: Tensor, scales: Tensor, quats: Tensor, matrix: Tensor) -> None:
+    """Write transformed (means, scales, quaternions) into out[:, :10], chunked on the CPU."""
+    m = matrix.detach().to("cpu", torch.float64).tolist()
+    n, dtype = means.shape[0], out.dtype
+    step = _CPU_CHUNK if out.device.type == "cpu" else max(n, 1)
+    for i in range(0, n, step):
+        x, s, q = (t[i : i + step].to(dtype).T.contiguous() for t in (means, scales, quats))
+        out[i : i + step, :10] = torch.stack(_decompose(x, s, q, m), -1)
+
+
+def transform_gaussians(
+    means: Tensor, scales: Tensor, quaternions: Tensor, matrix: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Apply the affine map [M | t] (3×4) to N Gaussians ([N, 3], [N, 3], [N, 4]).
+
+    The covariance R S² Rᵀ becomes M R S² Rᵀ Mᵀ = B Bᵀ with B = M R S; it is decomposed back
+    into descending scales and a proper rotation on the tensors' own device, in float32 (or
+    float64 if given float64 means).
+    """
+    dtype = torch.float64 if means.dtype == torch.float64 else torch.float32
+    with torch.no_grad():
+        out = torch.empty(means.shape[0], 10, dtype=dtype, device=means.device)
+        _transform_into(out, means.detach(), scales.detach(), quaternions.detach(), matrix)
+    return out[:, :3], out[:, 3:6], out[:, 6:]
+
+
+def _unbatch(t: Tensor, width: int) -> Tensor:
+    """[1, N, k] or [N, k] → [N, k]; SHARP always predicts a single image."""
+    return t.detach().reshape(-1, width)
+
+
+def unproject(ndc: NdcGaussiansLike, f_px: float, width: int, height: int) -> Gaussians:
+    """SHARP's NDC Gaussians → metric-space `Gaussians` for an image of width×height pixels.
+
+    Everything runs on the tensors' device; the result crosses to the CPU in a single copy.
+    """
+    means = _unbatch(ndc.mean_vectors, 3)
+    with torch.no_grad():
+        out = torch.empty(means.shape[0], 14, dtype=torch.float32, device=means.device)
+        scales, quats = _unbatch(ndc.singular_values, 3), _unbatch(ndc.quaternions, 4)
+        _transform_into(out, means, scales, quats, unprojection_matrix(f_px, width, height))
+        out[:, 10:13] = _unbatch(ndc.colors, 3)
+        out[:, 13:] = _unbatch(ndc.opacities, 1)
+        host = out.cpu().numpy()
+    a, b, q, col, o = (np.ascontiguousarray(x) for x in np.split(host, [3, 6, 10, 13], axis=1))
+    return Gaussians(means=a, scales=b, quaternions=q, colors=col, opacities=o[:, 0].copy())
