@@ -199,7 +199,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if ok
         else f"sharpmld: {result['error']['message']} ({result['error']['code']})"
     )
-    _emit(args, result, text)
+    if ok or args.json:
+        _emit(args, result, text)
+    else:
+        print(text, file=sys.stderr)
     return RET_OK if ok else RET_FAILURE
 
 

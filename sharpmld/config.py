@@ -22,6 +22,8 @@ from sharpmld.errors import ConfigError
 CONFIG_NAME = "sharpmld.toml"
 DEFAULT_ROOT = "~/SharpML"
 DEFAULT_CHECKPOINT = "~/.cache/torch/hub/checkpoints/sharp_2572gikvuh.pt"
+CHECKPOINT_URL = "https://ml-site.cdn-apple.com/models/sharp/sharp_2572gikvuh.pt"
+SHARP_INSTALL = 'pip install "git+https://github.com/apple/ml-sharp.git"'
 
 # (section, key) -> (default, allowed types, help). ``None`` defaults are spelled "" in TOML.
 DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from sharpmld.engine.model import CHECKPOINT_URL, SHARP_INSTALL
+from sharpmld.config import CHECKPOINT_URL, SHARP_INSTALL
 from sharpmld.errors import ConfigError
 
 _PROBE = """

@@ -26,6 +26,7 @@ from sharpmld.errors import (
     SharpmldError,
     Timeout,
 )
+from sharpmld.faults import crashpoint
 from sharpmld.intake.inspect import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
 from sharpmld.queue import recovery, transitions
@@ -50,14 +51,18 @@ ENGINE_CODES: dict[str, type[JobFailed]] = {
 
 def output_stem(rel: str, taken: set[str]) -> str:
     """A safe, unique file stem for an input's outputs: ``trip/IMG 1.jpg`` -> ``trip-IMG_1``."""
+    # File names are limited to 255 bytes, not characters: 100 CJK characters are 300 bytes.
+    # 180 bytes leave room for "-N", the atomic writer's temp prefix and the longest suffix.
+    max_bytes = 180
     parts = unicodedata.normalize("NFC", rel).split("/")
     parts[-1] = parts[-1].rsplit(".", 1)[0] if "." in parts[-1][1:] else parts[-1]
-    stem = "-".join(_UNSAFE_STEM.sub("_", p).strip("._") for p in parts if p)[:100] or "image"
+    stem = "-".join(_UNSAFE_STEM.sub("_", p).strip("._") for p in parts if p)[:100]
+    stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", "ignore") or "image"
     candidate, n = stem, 2
-    while candidate.lower() in taken:
+    while candidate.casefold() in taken:  # casefold: "Straße" and "STRASSE" may be one name
         candidate = f"{stem}-{n}"
         n += 1
-    taken.add(candidate.lower())
+    taken.add(candidate.casefold())
     return candidate
 
 
@@ -140,6 +145,7 @@ class JobRun:
             }
         )
         self.job.save()
+        crashpoint("dispatched")
 
     # -- following the worker ---------------------------------------------------------------
 

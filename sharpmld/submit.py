@@ -12,9 +12,11 @@ from pathlib import Path
 
 from sharpmld import fsio
 from sharpmld.config import Config
+from sharpmld.errors import SharpmldError
+from sharpmld.intake.inspect import is_in_progress, is_junk
 from sharpmld.queue import transitions
 from sharpmld.queue.jobid import is_job_id
-from sharpmld.queue.layout import Layout
+from sharpmld.queue.layout import INPUT_DIR, Layout
 from sharpmld.queue.record import Job, JobRecord
 
 
@@ -23,6 +25,10 @@ def submit(config: Config, source: Path) -> Path:
     layout = Layout(config.root)
     layout.ensure()
     name = source.resolve().name
+    if is_junk(name) or is_in_progress(name):
+        raise SharpmldError(
+            f"{name!r} would be ignored in the inbox (hidden, junk or in-progress name); rename it first"
+        )
     staging = fsio.temp_name_for(layout.inbox / name)
     try:
         if source.is_dir():
@@ -31,8 +37,7 @@ def submit(config: Config, source: Path) -> Path:
             shutil.copy2(source, staging)
             with open(staging, "rb") as f:
                 os.fsync(f.fileno())
-        target = transitions.free_name(layout.inbox, name)
-        os.rename(staging, target)
+        target = transitions.move_without_replacing(staging, layout.inbox, name)
     except BaseException:
         if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
@@ -46,10 +51,13 @@ def submit(config: Config, source: Path) -> Path:
 def retry(config: Config, job: str) -> Path | None:
     """Move a failed job's input back into the inbox and drop the failure record."""
     layout = Layout(config.root)
-    matches = [n for n in sorted(os.listdir(layout.failed)) if is_job_id(n) and n.startswith(job)]
+    names = sorted(os.listdir(layout.failed)) if layout.failed.is_dir() else []
+    matches = [n for n in names if is_job_id(n) and n.startswith(job)] if job else []
     if len(matches) != 1:
         return None
     path = layout.failed / matches[0]
+    if not (path / INPUT_DIR).is_dir() or not any((path / INPUT_DIR).iterdir()):
+        raise SharpmldError(f"failed job {matches[0]} holds no input to retry; it is left as it is")
     try:
         found = Job.load(path)
     except (OSError, ValueError):

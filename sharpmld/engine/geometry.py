@@ -49,8 +49,8 @@ class NdcGaussiansLike(Protocol):
 def unprojection_matrix(f_px: float, width: int, height: int, internal: int = 1536) -> Tensor:
     """The 3×4 NDC→metric map, built the general way ml-sharp does: inv(ndc @ K_resized).
 
-    Computed in float64 and rounded once, so the (diagonal) result is the nearest float32 to
-    diag(width / 2f, height / 2f, 1) rather than carrying float32 inversion error.
+    Computed in float64 and rounded once, so the result is the nearest float32 to
+    [diag(width / 2f, height / 2f, 1) | 0] rather than carrying float32 inversion error.
     """
     f64 = torch.float64
     k = torch.tensor(
@@ -60,8 +60,11 @@ def unprojection_matrix(f_px: float, width: int, height: int, internal: int = 15
     ndc = torch.tensor(
         [[2 / internal, 0, -1, 0], [0, 2 / internal, -1, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=f64
     )
-    inverse: Tensor = torch.linalg.inv(ndc @ resize @ k)
-    return inverse[:3].to(torch.float32)
+    inverse: Tensor = torch.linalg.inv(ndc @ resize @ k)[:3]
+    # Entries that are zero in exact arithmetic come out as ~1e-17 rounding noise for some
+    # sizes; zeroing them keeps the map exactly diagonal, which `_lincomb` then exploits.
+    inverse[inverse.abs() < 1e-9 * inverse.abs().max()] = 0.0
+    return inverse.to(torch.float32)
 
 
 def _dot(a: Vec, b: Vec) -> Tensor:

@@ -22,10 +22,8 @@ from typing import Any
 
 import torch
 
+from sharpmld.config import CHECKPOINT_URL, SHARP_INSTALL
 from sharpmld.errors import EngineUnavailable
-
-SHARP_INSTALL = 'pip install "git+https://github.com/apple/ml-sharp.git"'
-CHECKPOINT_URL = "https://ml-site.cdn-apple.com/models/sharp/sharp_2572gikvuh.pt"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from sharpmld.engine.geometry import unproject
 from sharpmld.engine.model import LoadedModel
 from sharpmld.engine.protocol import ImageTask, JobRequest
 from sharpmld.errors import DecodeFailed, ImageRejected, OutputInvalid, SharpmldError
+from sharpmld.faults import crashpoint
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import to_vertex_records
 from sharpmld.formats.registry import FORMATS
@@ -97,6 +98,7 @@ def write_outputs(decoded: Decoded, ndc: Any, job_dir: Path, formats: list[str])
         path = job_dir / f"{decoded.task.stem}{fmt.suffix}"
         t0 = time.perf_counter()
         fmt.write(path, records, meta)
+        crashpoint("output_written")
         timings[f"write_{name}"] = time.perf_counter() - t0
         outputs[name] = describe(path, job_dir)
     outputs["image"] = describe(job_dir / "images" / f"{decoded.task.stem}.png", job_dir)

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from sharpmld import fsio
+from sharpmld.faults import crashpoint
 from sharpmld.queue.jobid import new_job_id
 from sharpmld.queue.layout import INPUT_DIR, Layout
 from sharpmld.queue.lease import Owner, write_lease
@@ -42,9 +43,11 @@ def claim(layout: Layout, name: str, owner: Owner, *, priority: int = 0) -> Job 
         raise
 
     target = job_dir / INPUT_DIR if is_dir else job_dir / INPUT_DIR / name
+    crashpoint("claim_prepared")
     if not _rename_claim(source, target):
         shutil.rmtree(job_dir, ignore_errors=True)
         return None
+    crashpoint("claimed")
     fsio.fsync_dir(layout.inbox)
     fsio.fsync_dir(target.parent)
     fsio.fsync_dir(layout.working)

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from sharpmld import fsio
+from sharpmld.faults import crashpoint
 from sharpmld.queue.layout import LEASE_FILE, PROGRESS_FILE, Layout
 from sharpmld.queue.record import Job
 
@@ -25,7 +26,9 @@ def finish(layout: Layout, job: Job, state: str) -> Job:
             os.unlink(job.path / name)
     fsio.fsync_dir(job.path)
     target = layout.state(state) / job.job_id
+    crashpoint("finishing")
     _rename(job.path, target)
+    crashpoint("finished")
     fsio.fsync_dir(layout.working)
     fsio.fsync_dir(target.parent)
     return Job(target, job.record)
@@ -44,8 +47,7 @@ def hand_back(layout: Layout, job: Job) -> Path | None:
         source = job.input_dir if job.input_dir.exists() else None
     back: Path | None = None
     if source is not None:
-        back = free_name(layout.inbox, job.record.original_name)
-        _rename(source, back)
+        back = move_without_replacing(source, layout.inbox, job.record.original_name)
         fsio.fsync_dir(layout.inbox)
     shutil.rmtree(job.path, ignore_errors=True)
     fsio.fsync_dir(layout.working)
@@ -63,6 +65,34 @@ def free_name(folder: Path, name: str) -> Path:
         candidate = folder / (f"{stem} ({n}).{ext}" if ext else f"{name} ({n})")
         n += 1
     return candidate
+
+
+def move_without_replacing(source: Path, folder: Path, name: str) -> Path:
+    """Rename ``source`` into ``folder`` under ``name`` or a free variant; never replace anything.
+
+    A plain rename would silently replace a file someone dropped under the same name in the
+    meantime. A file is hard-linked (which fails if the name exists) and then unlinked; a
+    folder first reserves its name with mkdir, then replaces that empty folder of its own.
+    """
+    for _ in range(1000):
+        target = free_name(folder, name)
+        try:
+            if source.is_dir() and not source.is_symlink():
+                target.mkdir()
+                os.rename(source, target)
+            else:
+                try:
+                    os.link(source, target, follow_symlinks=False)
+                except (PermissionError, NotImplementedError):  # shares without hard links
+                    if target.exists() or target.is_symlink():
+                        continue
+                    os.rename(source, target)
+                    return target
+                os.unlink(source)
+            return target
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free name for {name!r} in {folder}")
 
 
 def _rename(source: Path, target: Path) -> None:

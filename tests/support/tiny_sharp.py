@@ -50,8 +50,10 @@ class TinySharp(nn.Module):
     def forward(self, image: torch.Tensor, disparity_factor: torch.Tensor) -> NdcGaussians:
         _misbehave(image)
         if CALLS_LOG:
+            # Pixel (0, 1) carries a tag the test chose; at 1536 x 1536 the resize is exact.
+            tag = "-".join(str(round(float(c) * 255)) for c in image[0, :, 0, 1])
             with open(CALLS_LOG, "a") as f:
-                f.write(f"{os.getpid()} {float(image.mean()):.6f}\n")
+                f.write(f"{os.getpid()} {tag}\n")
         g = self.grid
         pooled = F.adaptive_avg_pool2d(image, (g, g))  # [1,3,g,g]
         colors = pooled.clamp(0, 1).pow(self.gamma).flatten(2).transpose(1, 2)  # linear RGB

@@ -1,0 +1,25 @@
+"""Crash points for the crash tests: named places where a test may make the process die.
+
+Set ``SHARPMLD_CRASHPOINTS="claimed:0.2,finishing:0.1"`` and, at each named point, the
+process SIGKILLs itself with that probability. Unset (always, outside tests), a crash point
+is one dictionary lookup. This is how the crash test reaches the instants between two renames
+that random kills would almost never hit.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+
+_POINTS: dict[str, float] = {}
+for _item in filter(None, os.environ.get("SHARPMLD_CRASHPOINTS", "").split(",")):
+    _name, _, _p = _item.partition(":")
+    _POINTS[_name.strip()] = float(_p or 1.0)
+
+
+def crashpoint(name: str) -> None:
+    """Die here, abruptly, if a test asked for it."""
+    p = _POINTS.get(name)
+    if p and random.random() < p:
+        os.kill(os.getpid(), signal.SIGKILL)
