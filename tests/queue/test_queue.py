@@ -116,7 +116,7 @@ def test_recovery_removes_a_claim_that_never_happened(layout: Layout) -> None:
     job_dir.mkdir()
     Job(
         job_dir,
-        __import__("sharpmld.queue.record", fromlist=["JobRecord"]).JobRecord(job_dir.name, "x", "folder"),
+        JobRecord(job_dir.name, "x", "folder"),
     ).save()
     write_lease(job_dir, Owner(Owner.current().host, 2**22 + 19, 1.0))
     (path,) = recovery.find_orphans(layout, lease_timeout=60)
