@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check the installation and say how to fix what is missing")
     _common(p, json_flag=True)
+
+    p = sub.add_parser("launchd", help="run at login: install, remove or show the launchd agent")
+    _common(p)
+    p.add_argument("action", choices=("install", "uninstall", "status", "restart", "print"))
+    p.add_argument("--systemd", action="store_true", help="print a systemd user unit (Linux) instead")
     return parser
 
 
@@ -214,6 +219,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return RET_OK if all(c.ok for c in checks) else RET_FAILURE
 
 
+def cmd_launchd(args: argparse.Namespace) -> int:
+    from sharpmld import service
+
+    return service.command(args.action, lambda: _config(args), systemd=args.systemd)
+
+
 _COMMANDS = {
     "run": cmd_run,
     "init": cmd_init,
@@ -223,4 +234,5 @@ _COMMANDS = {
     "convert": cmd_convert,
     "predict": cmd_predict,
     "doctor": cmd_doctor,
+    "launchd": cmd_launchd,
 }

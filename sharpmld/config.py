@@ -73,6 +73,21 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "done_days": (30.0, (int, float), "remove finished jobs after this many days; 0 keeps"),
         "failed_days": (90.0, (int, float), "remove failed jobs after this many days; 0 keeps"),
     },
+    "metrics": {
+        "enabled": (True, (bool,), "serve Prometheus metrics"),
+        "host": ("127.0.0.1", (str,), "address to serve metrics on (loopback by default)"),
+        "port": (9464, (int,), "port for /metrics; 0 picks a free one"),
+        "disk_interval_seconds": (30.0, (int, float), "how often folder sizes are recomputed"),
+    },
+    "notify": {
+        "on_done": ([], (list,), "command (argument list) to run when a job is done"),
+        "on_failed": ([], (list,), "command (argument list) to run when a job failed"),
+        "command_timeout_seconds": (60.0, (int, float), "kill a hook command after this"),
+        "webhook_url": ("", (str,), "POST a JSON summary of each finished job here"),
+        "webhook_timeout_seconds": (10.0, (int, float), "timeout of one webhook request"),
+        "webhook_attempts": (3, (int,), "webhook tries before giving up"),
+        "desktop": (False, (bool,), "macOS: show a notification when a job ends"),
+    },
     "log": {
         "level": ("info", (str,), "debug | info | warning | error"),
         "format": ("auto", (str,), "auto (pretty on a terminal) | json | console"),
@@ -101,6 +116,10 @@ POSITIVE = {
     ("queue", "max_attempts"),
     ("queue", "lease_timeout_seconds"),
     ("queue", "heartbeat_seconds"),
+    ("metrics", "disk_interval_seconds"),
+    ("notify", "command_timeout_seconds"),
+    ("notify", "webhook_timeout_seconds"),
+    ("notify", "webhook_attempts"),
 }
 
 
@@ -179,6 +198,12 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: '{name}' must be greater than 0; got {value!r}")
     if isinstance(value, int | float) and value < 0:
         raise ConfigError(f"{source}: '{name}' must be 0 or more; got {value!r}")
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        raise ConfigError(
+            f'{source}: \'{name}\' must be a list of strings, e.g. {key} = ["/usr/bin/say", "done"]'
+        )
+    if (section, key) == ("metrics", "port") and not 0 <= value <= 65535:
+        raise ConfigError(f"{source}: '{name}' must be a port number from 0 to 65535; got {value!r}")
     if (section, key) == ("model", "factory") and value != "sharp" and ":" not in value:
         raise ConfigError(f'{source}: \'{name}\' must be "sharp" or "package.module:function"; got {value!r}')
     return value

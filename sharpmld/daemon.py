@@ -17,13 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sharpmld import fsio, log
+from sharpmld import fsio, log, service
 from sharpmld.config import Config
 from sharpmld.engine import supervisor as sv
 from sharpmld.engine.checkpoint import CheckpointHasher
 from sharpmld.errors import InternalError, TooManyAttempts
+from sharpmld.events import Observer, Observers
+from sharpmld.intake.inspect import is_in_progress, is_junk
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
+from sharpmld.metrics import Metrics
+from sharpmld.notify import Notifier
 from sharpmld.queue import recovery, retention
 from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
@@ -73,6 +77,14 @@ class Daemon:
         )
         self.hasher = CheckpointHasher(config.checkpoint, self.layout.state_dir)
         self.counters: dict[str, int] = {"claimed": 0, "done": 0, "failed": 0, "retried": 0}
+        self.metrics: Metrics | None = None
+        observers: list[Observer] = [Notifier(config, self.log)]
+        if config.get("metrics", "enabled"):
+            self.metrics = Metrics(
+                self.layout, disk_interval=float(config.get("metrics", "disk_interval_seconds"))
+            )
+            observers.insert(0, self.metrics)
+        self.events = Observers(observers, self.log)
 
     def _package_dir(self) -> Path | None:
         """For a worker in another Python, a folder exposing only this package to import.
@@ -98,7 +110,13 @@ class Daemon:
 
     def initialize(self) -> None:
         """Create the tree, install signal handlers, start the watcher and the worker."""
+        service.require_access(self.config.root)
         self.layout.ensure()
+        metrics_url = None
+        if self.metrics is not None:
+            host = str(self.config.get("metrics", "host"))
+            port = self.metrics.serve(host, int(self.config.get("metrics", "port")))
+            metrics_url = f"http://{host}:{port}/metrics"
         self.supervisor.package_dir = self._package_dir()
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
@@ -117,7 +135,9 @@ class Daemon:
             config=str(self.config.path) if self.config.path else None,
             pid=os.getpid(),
             burst=self.burst,
+            metrics=metrics_url,
         )
+        self.events.on_started(self)
         self._write_status()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -167,6 +187,7 @@ class Daemon:
             self._hand_back_current("the daemon stopped")
         self.supervisor.stop(grace=5.0)
         self.watcher.stop()
+        self.events.on_stopped()
         with contextlib.suppress(OSError):
             os.unlink(self._status_path())
         signal.set_wakeup_fd(-1)
@@ -187,7 +208,15 @@ class Daemon:
         if self.watcher.check():
             self.log.warning("inbox watcher restarted")
         if now >= self.scan_due:
+            started = time.perf_counter()
             self.ready = self.scanner.scan(now)
+            entries = self.scanner.entries.values()
+            self.events.on_scan(
+                duration=time.perf_counter() - started,
+                waiting=len(self.ready),
+                settling=self.scanner.settling,
+                oldest_age=max((now - e.first_seen for e in entries), default=0.0),
+            )
             interval = float(self.config.get("intake", "scan_interval_seconds"))
             due = self.scanner.next_due()
             self.scan_due = min(now + interval, due) if due is not None else now + interval
@@ -201,6 +230,7 @@ class Daemon:
         if self.current is not None and now >= self.next_heartbeat:
             write_lease(self.current.job.path, self.owner)
             self.next_heartbeat = now + float(self.config.get("queue", "heartbeat_seconds"))
+        self.events.on_tick(self, now)
         if self.burst and self.current is None and not self.scanner.entries and self._idle_done():
             self.finished = True
 
@@ -289,7 +319,8 @@ class Daemon:
                 continue
             self.counters["claimed"] += 1
             self.log.info("job claimed", job_id=job.job_id, original_name=entry.name)
-            self._begin(job, now)
+            ready_at = entry.ready_at if entry.ready_at is not None else now
+            self._begin(job, now, settle_wait=ready_at - entry.first_seen, queue_wait=now - ready_at)
             return
 
     def _adopt_orphan(self) -> Any:
@@ -307,13 +338,14 @@ class Daemon:
                 job_id=job.job_id,
                 attempts=job.record.attempts,
             )
-            self._begin(job, time.monotonic())
+            self._begin(job, time.monotonic(), settle_wait=-1.0, queue_wait=-1.0)
             return job
         return None
 
-    def _begin(self, job: Any, now: float) -> None:
+    def _begin(self, job: Any, now: float, *, settle_wait: float, queue_wait: float) -> None:
         run = JobRun(job, self.layout, self.config, self._engine_info())
         self.current = run
+        self.events.on_claimed(run, settle_wait=settle_wait, queue_wait=queue_wait)
         if job.record.attempts >= int(self.config.get("queue", "max_attempts")):
             run.fail(TooManyAttempts(history=job.record.history))
             self._closed(run)
@@ -321,6 +353,7 @@ class Daemon:
         if run.prepare() is None:
             self._closed(run)
             return
+        self.events.on_dispatched(run, validation=time.monotonic() - now)
         self._dispatch(now)
 
     def _dispatch(self, now: float) -> None:
@@ -338,6 +371,7 @@ class Daemon:
         self._write_status()
 
     def _closed(self, run: JobRun) -> None:
+        self.events.on_finished(run, run.outcome)
         if run.outcome in ("done", "failed"):
             self.counters[run.outcome] += 1
         if run.outcome == OUTCOME_HANDED_BACK:
@@ -353,7 +387,7 @@ class Daemon:
     def _idle_done(self) -> bool:
         """Burst mode ends when nothing waits anywhere this daemon could act on."""
         try:
-            inbox_left = any(not n.startswith(".") for n in os.listdir(self.layout.inbox))
+            inbox_left = any(not (is_junk(n) or is_in_progress(n)) for n in os.listdir(self.layout.inbox))
         except FileNotFoundError:
             inbox_left = False
         if inbox_left:
@@ -366,6 +400,8 @@ class Daemon:
     def _on_worker_event(self, event: dict[str, Any], now: float) -> None:
         kind = event.get("ev")
         run = self.current
+        if kind in ("ready", "unavailable", "worker_lost"):
+            self.events.on_worker(event)
         if kind == "ready":
             info = self.supervisor.info
             self.engine_message = ""
@@ -395,12 +431,16 @@ class Daemon:
                 outcome = run.worker_lost(str(event["reason"]), str(event.get("detail", "")))
                 if outcome == OUTCOME_RETRY:
                     self.counters["retried"] += 1
+                    self.events.on_finished(run, OUTCOME_RETRY)
                     self.redispatch = True
                 else:
                     self._closed(run)
-        elif run is not None and event.get("job_id") == run.job.job_id and run.on_event(event):
-            run.complete()
-            self._closed(run)
+        elif run is not None and event.get("job_id") == run.job.job_id:
+            if kind == "image_done":
+                self.events.on_image(run, event)
+            if run.on_event(event):
+                run.complete()
+                self._closed(run)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -449,6 +489,7 @@ class Daemon:
             "current_job": self.current.job.job_id if self.current else None,
             "updated": time.time(),
             "counters": self.counters,
+            "metrics_port": self.metrics.port if self.metrics else None,
         }
         with contextlib.suppress(OSError):
             fsio.write_json(self._status_path(), status)

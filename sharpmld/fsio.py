@@ -18,9 +18,30 @@ from typing import IO, Any
 TEMP_PREFIX = ".sharpmld-tmp-"
 
 
+MAX_NAME_BYTES = 255
+
+
+def fit_name(name: str, room: int = MAX_NAME_BYTES) -> str:
+    """``name`` cut to ``room`` bytes as the filesystem counts them (never mid-character)."""
+    raw = os.fsencode(name)
+    if len(raw) <= room:
+        return name
+    cut = raw[:room]
+    while cut:
+        try:
+            cut.decode("utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            if exc.start == 0 and exc.reason != "unexpected end of data":
+                break  # not UTF-8 at all: keep the bytes as they are
+            cut = cut[:-1]
+    return os.fsdecode(cut)
+
+
 def temp_name_for(path: Path) -> Path:
     """A unique hidden sibling of ``path``; recognisable so that recovery can sweep it."""
-    return path.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}-{path.name}")
+    prefix = f"{TEMP_PREFIX}{secrets.token_hex(4)}-"
+    return path.with_name(prefix + fit_name(path.name, MAX_NAME_BYTES - len(prefix)))
 
 
 def is_temp_name(name: str) -> bool:
@@ -71,10 +92,21 @@ def write_bytes(path: Path, data: bytes | memoryview) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically and durably."""
-    write_bytes(path, text.encode("utf-8"))
+    """Write UTF-8 ``text`` to ``path`` atomically and durably (undecodable bytes escaped)."""
+    write_bytes(path, text.encode("utf-8", "backslashreplace"))
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON that is valid UTF-8 even for file names that are not (their bytes arrive as
+    surrogates): those documents fall back to ``\\u`` escapes, which read back exactly."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, indent=indent, ensure_ascii=True, default=str)
+    return text
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically and durably."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    write_text(path, to_json(obj) + "\n")

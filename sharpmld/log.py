@@ -7,7 +7,6 @@ story inside it.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -16,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
+from sharpmld import fsio
 
 _job_logs: dict[str, Path] = {}
 _lock = threading.Lock()
@@ -41,9 +42,20 @@ def _copy_to_job_log(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> M
         if path is not None:
             try:
                 with open(path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(event_dict, default=str, ensure_ascii=False) + "\n")
+                    f.write(fsio.to_json(dict(event_dict), indent=None) + "\n")
             except OSError:
                 pass
+    return event_dict
+
+
+def _printable(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """File names that are not valid UTF-8 must not break the log stream: escape them."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                event_dict[key] = value.encode("utf-8", "backslashreplace").decode("utf-8")
     return event_dict
 
 
@@ -60,6 +72,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _copy_to_job_log,
+            _printable,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),

@@ -245,6 +245,7 @@ class JobRun:
             job_id=self.job.job_id,
             original_name=self.job.record.original_name,
             rejected=self.rejected,
+            ignored=self.ignored,
         )
         self._finish(OUTCOME_FAILED)
 

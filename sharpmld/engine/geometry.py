@@ -1,16 +1,13 @@
 """Unprojection of SHARP's NDC Gaussians into metric space, fast on any torch device.
 
-ml-sharp decomposes every transformed covariance with a float64 CPU SVD, which costs seconds
-per image and cannot run on MPS (no float64). Here the decomposition is closed-form and fully
-vectorised in float32: trigonometric eigenvalues pick the best-separated eigenvalue, its
-eigenvector comes from the largest cross product of rows of (C - λI), and the remaining
-2×2 problem in its orthogonal plane is solved with one Jacobi rotation, which stays exact for
-repeated eigenvalues. Final variances are Rayleigh quotients ‖Bᵀv‖² of the factor B = M R D
-(C = B Bᵀ), so even axes 10⁵× thinner than the longest keep their relative accuracy.
-
-Internally every matrix entry / vector component is its own [N] tensor (structure of arrays):
-each step is then a plain elementwise kernel, with no strided reductions, broadcasts or stacks,
-which on the CPU were several times slower than the arithmetic itself.
+ml-sharp decomposes each transformed covariance with a float64 CPU SVD: seconds per image, and
+impossible on MPS (no float64). Here it is closed-form and vectorised in float32: trigonometric
+eigenvalues pick the best-separated eigenvalue, cross products of rows of (C - λI) give its
+eigenvector, and one Jacobi rotation solves the 2×2 rest exactly even for repeated eigenvalues.
+Variances are ‖Bᵀv‖² with C = B Bᵀ, B = M R S, so axes 10⁴× thinner than the longest stay accurate.
+Each matrix entry is its own [N] tensor and choices are 0/1 float masks applied with an exact
+lerp: plain elementwise kernels, as strided reductions, bool masks and torch.where are far
+slower on the CPU than the arithmetic itself.
 """
 
 from __future__ import annotations
@@ -29,6 +26,7 @@ INTERNAL_RESOLUTION = 1536
 Vec = tuple[Tensor, Tensor, Tensor]
 Mat = tuple[Vec, Vec, Vec]  # rows
 _Gram = Callable[[Vec, Vec], Vec]
+_PAIRS = ((0, 1), (0, 2), (1, 2))
 
 
 class NdcGaussiansLike(Protocol):
@@ -46,7 +44,7 @@ class NdcGaussiansLike(Protocol):
     def opacities(self) -> Tensor: ...
 
 
-def unprojection_matrix(f_px: float, width: int, height: int, internal: int = 1536) -> Tensor:
+def unprojection_matrix(f_px: float, width: int, height: int, internal: int = INTERNAL_RESOLUTION) -> Tensor:
     """The 3×4 NDC→metric map, built the general way ml-sharp does: inv(ndc @ K_resized).
 
     Computed in float64 and rounded once, so the result is the nearest float32 to
@@ -90,6 +88,11 @@ def _greater(x: Tensor, y: Tensor) -> Tensor:
     return torch.sub(x, y).sign_().clamp_(min=0)
 
 
+def _sign(x: Tensor) -> Tensor:
+    """±1 with +1 at zero (copysign, without relying on every backend having it)."""
+    return torch.sign(x).add_(0.5).sign_()
+
+
 def _cycle(mask: Tensor, a: Tensor, b: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(a, b, c) where mask is 1, else (b, c, a); lerp with 0/1 weights selects exactly."""
     return torch.lerp(b, a, mask), torch.lerp(c, b, mask), torch.lerp(a, c, mask)
@@ -108,7 +111,7 @@ def _lincomb(coeffs: Sequence[float], terms: Sequence[Tensor], const: float = 0.
 
 def _rotation(w: Tensor, x: Tensor, y: Tensor, z: Tensor) -> Mat:
     """Quaternion components (any norm) → rotation rows; a zero quaternion gives identity."""
-    n2 = torch.addcmul(torch.addcmul(torch.addcmul(w * w, x, x), y, y), z, z)
+    n2 = (w * w).addcmul_(x, x).addcmul_(y, y).addcmul_(z, z)
     k = 2 / n2.clamp_min(torch.finfo(w.dtype).tiny)
     kx, ky, kz = k * x, k * y, k * z
     xx, yy, zz, xy, xz, yz = kx * x, ky * y, kz * z, kx * y, kx * z, ky * z
@@ -132,17 +135,11 @@ def _quaternion(r: Mat) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     d1, d2, d3, s1, s2, s3 = r21 - r12, r02 - r20, r10 - r01, r01 + r10, r02 + r20, r12 + r21
     m01, m23 = _greater(t1, t0), _greater(t3, t2)
     m_hi = _greater(torch.maximum(t2, t3), torch.maximum(t0, t1))
-    q = [
-        torch.lerp(torch.lerp(c0, c1, m01), torch.lerp(c2, c3, m23), m_hi)
-        for c0, c1, c2, c3 in (
-            (t0, d1, d2, d3),
-            (d1, t1, s1, s2),
-            (d2, s1, t2, s3),
-            (d3, s2, s3, t3),
-        )
-    ]
-    n2 = torch.addcmul(torch.addcmul(torch.addcmul(q[0] * q[0], q[1], q[1]), q[2], q[2]), q[3], q[3])
-    inv = torch.copysign(torch.rsqrt(n2), q[0])  # chosen t_k ≥ 1, so n2 ≥ 1
+    # Candidate k is row k of this symmetric table, so row k also lists every component k.
+    table = ((t0, d1, d2, d3), (d1, t1, s1, s2), (d2, s1, t2, s3), (d3, s2, s3, t3))
+    q = [torch.lerp(torch.lerp(a, b, m01), torch.lerp(c, d, m23), m_hi) for a, b, c, d in table]
+    n2 = (q[0] * q[0]).addcmul_(q[1], q[1]).addcmul_(q[2], q[2]).addcmul_(q[3], q[3])
+    inv = torch.rsqrt(n2).mul_(_sign(q[0]))  # chosen t_k ≥ 1, so n2 ≥ 1
     return q[0] * inv, q[1] * inv, q[2] * inv, q[3] * inv
 
 
@@ -169,18 +166,18 @@ def _frame(c: Mat, gram: _Gram) -> tuple[Tensor, Tensor, Vec, Vec, Vec, Vec]:
     top = _greater(l1 - l2, l2 - l3)  # 1 where λ1 is better separated than λ3
     lam = torch.lerp(l3, l1, top)
     # Eigenvector of the isolated λ: every cross product of two rows of (C - λI) is parallel
-    # to it; add them with aligned signs so the largest dominates without branching.
+    # to it; add them with aligned signs so the largest dominates, without picking one.
     n0, n1, n2 = (c00 - lam, c01, c02), (c01, c11 - lam, c12), (c02, c12, c22 - lam)
     v, x02, x12 = _cross(n0, n1), _cross(n0, n2), _cross(n1, n2)
     for x in (x02, x12):
-        sign = torch.copysign(torch.ones_like(lam), _dot(v, x))
+        sign = _sign(_dot(v, x))
         v = (v[0].addcmul_(sign, x[0]), v[1].addcmul_(sign, x[1]), v[2].addcmul_(sign, x[2]))
     v = (v[0] + 1e-18, v[1], v[2])  # all rows ~0 only if C is isotropic: then any axis works
     inv = torch.rsqrt(_dot(v, v))
     u = (v[0] * inv, v[1] * inv, v[2] * inv)
     # Orthonormal basis (e, f) of u's plane without branches (Duff et al. 2017), then the
     # 2×2 problem there via one Jacobi angle, exact even for equal eigenvalues.
-    sign = torch.copysign(torch.ones_like(lam), u[2])
+    sign = _sign(u[2])
     a = -1 / (sign + u[2])
     b = u[0] * u[1] * a
     e = (torch.addcmul(torch.ones_like(a), sign * a, u[0] * u[0]), sign * b, -sign * u[0])
@@ -210,7 +207,7 @@ def symmetric_eigh3(c: Tensor) -> tuple[Tensor, Tensor]:
         return _dot(e, ce), _dot(f, ce), _dot(f, cf)
 
     top, lam, u, g, h, (a, b, cc) = _frame(cn, gram)
-    half, rad = (a + cc) / 2, torch.hypot((a - cc) / 2, b)
+    half, rad = (a + cc) / 2, torch.sqrt(torch.addcmul(b * b, a - cc, a - cc, value=0.25))
     vals = _cycle(top, lam, half + rad, half - rad)
     rows = [_cycle(top, u[i], g[i], h[i]) for i in range(3)]
     vectors = torch.stack([torch.stack(row, -1) for row in rows], -2)
@@ -233,20 +230,22 @@ def _decompose(x: Tensor, s: Tensor, q: Tensor, m: list[list[float]]) -> list[Te
     new_means = [_lincomb(m[i][:3], list(x), m[i][3]) for i in range(3)]
     s_max = torch.maximum(torch.maximum(s[0], s[1]), s[2]).clamp_min(torch.finfo(s.dtype).tiny)
     inv = 1 / s_max  # scale-free maths: neither huge nor tiny scales over/underflow
-    sn = [s[j] * inv for j in range(3)]
-    r = _rotation(*q)
-    m_max = max(abs(v) for row in m for v in row[:3]) or 1.0
     # B = M R S / (s_max m_max), so C = B Bᵀ; zero entries of M are skipped (ours is diagonal).
+    # Built in float64 where the device has it: a float32 R carries absolute errors ~1e-7 in
+    # near-zero entries that an anisotropic M (long lenses) amplifies by its condition number.
+    wide = s.dtype if s.device.type == "mps" else torch.float64
+    sn = [(s[j] * inv).to(wide) for j in range(3)]
+    r = _rotation(*q.to(wide))
+    m_max = max(abs(v) for row in m for v in row[:3]) or 1.0
     b: Mat = tuple(  # type: ignore[assignment]
-        tuple(_lincomb([v / m_max for v in m[i][:3]], [r[k][j] * sn[j] for k in range(3)]) for j in range(3))
+        tuple(
+            _lincomb([v / m_max for v in m[i][:3]], [r[k][j] * sn[j] for k in range(3)]).to(s.dtype)
+            for j in range(3)
+        )
         for i in range(3)
     )
-    c01, c02, c12 = _dot(b[0], b[1]), _dot(b[0], b[2]), _dot(b[1], b[2])
-    c: Mat = (
-        (_dot(b[0], b[0]), c01, c02),
-        (c01, _dot(b[1], b[1]), c12),
-        (c02, c12, _dot(b[2], b[2])),
-    )
+    (c00, c11, c22), (c01, c02, c12) = (_dot(r, r) for r in b), (_dot(b[i], b[j]) for i, j in _PAIRS)
+    c: Mat = ((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))
 
     def gram(e: Vec, f: Vec) -> Vec:
         be, bf = _combine(e, b), _combine(f, b)
@@ -255,44 +254,44 @@ def _decompose(x: Tensor, s: Tensor, q: Tensor, m: list[list[float]]) -> list[Te
     top, _, u, g, h, (ga, gb, gc) = _frame(c, gram)
     # Variances as ‖Bᵀv‖² (sums of squares, no cancellation) keep thin axes accurate.
     bu, bh = _combine(u, b), _combine(h, b)
-    var_g = torch.hypot((ga - gc) / 2, gb).add_(ga + gc, alpha=0.5)
+    var_g = torch.sqrt(torch.addcmul(gb * gb, ga - gc, ga - gc, value=0.25)).add_(ga + gc, alpha=0.5)
     var = _cycle(top, _dot(bu, bu), var_g, _dot(bh, bh))
     new_scales = [v.sqrt_().mul_(s_max).mul_(m_max) for v in var]
     rot: Mat = tuple(_cycle(top, u[i], g[i], h[i]) for i in range(3))  # type: ignore[assignment]
     return [*new_means, *new_scales, *_quaternion(rot)]
 
 
-_CPU_CHUNK = 1 << 17  # ~50 live intermediates of this size fit in L3; full arrays are DRAM-bound
-
-
-def _transform_into(out: Tensor, means: Tensor, scales: Tensor, quats: Tensor, matrix: Tensor) -> None:
-    """Write transformed (means, scales, quaternions) into out[:, :10], chunked on the CPU."""
-    m = matrix.detach().to("cpu", torch.float64).tolist()
-    n, dtype = means.shape[0], out.dtype
-    step = _CPU_CHUNK if out.device.type == "cpu" else max(n, 1)
-    for i in range(0, n, step):
-        x, s, q = (t[i : i + step].to(dtype).T.contiguous() for t in (means, scales, quats))
-        out[i : i + step, :10] = torch.stack(_decompose(x, s, q, m), -1)
+# Per thread: ~50 live intermediates of this size stay in cache, while whole-array passes are
+# DRAM-bound (measured 2 cores: 1.18M Gaussians 213 ms unchunked, 156 ms chunked).
+_CPU_CHUNK = 1 << 16
 
 
 def transform_gaussians(
-    means: Tensor, scales: Tensor, quaternions: Tensor, matrix: Tensor
+    means: Tensor, scales: Tensor, quaternions: Tensor, matrix: Tensor, out: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Apply the affine map [M | t] (3×4) to N Gaussians ([N, 3], [N, 3], [N, 4]).
 
-    The covariance R S² Rᵀ becomes M R S² Rᵀ Mᵀ = B Bᵀ with B = M R S; it is decomposed back
-    into descending scales and a proper rotation on the tensors' own device, in float32 (or
-    float64 if given float64 means).
+    The covariance R S² Rᵀ becomes B Bᵀ with B = M R S and is decomposed back into descending
+    scales and a proper rotation on the tensors' device, in float32 (float64 for float64 means).
+    Results are written to out[:, :10] if given ([N, ≥10]); views of it are returned.
     """
     dtype = torch.float64 if means.dtype == torch.float64 else torch.float32
+    n, m = means.shape[0], matrix.detach().to("cpu", torch.float64).tolist()
     with torch.no_grad():
-        out = torch.empty(means.shape[0], 10, dtype=dtype, device=means.device)
-        _transform_into(out, means.detach(), scales.detach(), quaternions.detach(), matrix)
-    return out[:, :3], out[:, 3:6], out[:, 6:]
+        out = torch.empty(n, 10, dtype=dtype, device=means.device) if out is None else out
+        step = _CPU_CHUNK * torch.get_num_threads() if out.device.type == "cpu" else max(n, 1)
+        for i in range(0, n, step):
+            x, s, q = (
+                t[i : i + step].detach().to(out.dtype).T.contiguous() for t in (means, scales, quaternions)
+            )
+            out[i : i + step, :10] = torch.stack(_decompose(x, s, q, m), -1)
+    return out[:, :3], out[:, 3:6], out[:, 6:10]
 
 
 def _unbatch(t: Tensor, width: int) -> Tensor:
     """[1, N, k] or [N, k] → [N, k]; SHARP always predicts a single image."""
+    if t.dim() == 3 and t.shape[0] != 1:
+        raise ValueError(f"expected a batch of one image, got shape {tuple(t.shape)}")
     return t.detach().reshape(-1, width)
 
 
@@ -305,7 +304,7 @@ def unproject(ndc: NdcGaussiansLike, f_px: float, width: int, height: int) -> Ga
     with torch.no_grad():
         out = torch.empty(means.shape[0], 14, dtype=torch.float32, device=means.device)
         scales, quats = _unbatch(ndc.singular_values, 3), _unbatch(ndc.quaternions, 4)
-        _transform_into(out, means, scales, quats, unprojection_matrix(f_px, width, height))
+        transform_gaussians(means, scales, quats, unprojection_matrix(f_px, width, height), out)
         out[:, 10:13] = _unbatch(ndc.colors, 3)
         out[:, 13:] = _unbatch(ndc.opacities, 1)
         host = out.cpu().numpy()

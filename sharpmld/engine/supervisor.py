@@ -66,6 +66,8 @@ class Supervisor:
         self._crashes = 0
         self._images_served = 0
         self.package_dir = package_dir
+        self._rss = 0
+        self._rss_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -238,11 +240,19 @@ class Supervisor:
                     events.append(self._lose(now, "memory", over))
         return events
 
+    def memory_bytes(self, max_age: float = 1.0) -> int:
+        """Resident bytes of the worker's process tree, sampled at most once per ``max_age``."""
+        now = time.monotonic()
+        if now - self._rss_at > max_age:
+            self._rss = process_tree_rss(self._proc.pid) if self._proc is not None else 0
+            self._rss_at = now
+        return self._rss
+
     def _memory_over(self) -> str:
         limit_mb = float(self.config.get("worker", "max_memory_mb"))
         if not limit_mb or self._proc is None:
             return ""
-        used = process_tree_rss(self._proc.pid)
+        used = self.memory_bytes(max_age=0.5)
         if used > limit_mb * (1 << 20):
             return f"the worker used {used / (1 << 20):.0f} MB, over the {limit_mb:g} MB limit"
         return ""

@@ -30,6 +30,7 @@ class Entry:
     mtime: float
     priority: int = 0
     ready: bool = False
+    ready_at: float | None = None
 
 
 class InboxScanner:
@@ -67,6 +68,8 @@ class InboxScanner:
                 entry = Entry(name, is_dir, signature, now, entry.first_seen if entry else now, st.st_mtime)
                 self.entries[name] = entry
             entry.ready = self._is_ready(entry, now)
+            if entry.ready and entry.ready_at is None:
+                entry.ready_at = now
             if entry.ready and entry.is_dir:
                 entry.priority = peek_priority(self.inbox / name)
         for gone in set(self.entries) - seen:

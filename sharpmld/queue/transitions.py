@@ -58,11 +58,12 @@ def free_name(folder: Path, name: str) -> Path:
     """``folder/name``, or ``name (2)``, ``name (3)``... if taken; keeps a file's extension."""
     candidate = folder / name
     stem, dot, ext = name.rpartition(".")
-    if not stem or not dot:
+    if not stem or not dot or len(ext) > 10:
         stem, ext = name, ""
     n = 2
     while candidate.exists() or candidate.is_symlink():
-        candidate = folder / (f"{stem} ({n}).{ext}" if ext else f"{name} ({n})")
+        tail = f" ({n}).{ext}" if ext else f" ({n})"
+        candidate = folder / (fsio.fit_name(stem, fsio.MAX_NAME_BYTES - len(os.fsencode(tail))) + tail)
         n += 1
     return candidate
 

@@ -35,6 +35,7 @@ def write_config(root: Path, checkpoint: Path, **sections: dict[str, Any]) -> Pa
         "worker": {"engine_retry_seconds": 1.0},
         "queue": {"shutdown_grace_seconds": 10.0},
         "log": {"format": "json", "level": "debug"},
+        "metrics": {"port": 0},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
