@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -20,10 +21,10 @@ pytestmark = pytest.mark.timeout(120)
 
 
 class Recorder(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-    fail_first = 0
+    received: ClassVar[list[dict[str, Any]]] = []
+    fail_first: ClassVar[int] = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if Recorder.fail_first > 0:
             Recorder.fail_first -= 1
@@ -37,12 +38,22 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def test_hooks_run_and_a_failing_one_does_not_fail_the_job(
-    root: Path, checkpoint: Path, tmp_path: Path, daemons: list
-) -> None:
-    server = HTTPServer(("127.0.0.1", 0), Recorder)
+@pytest.fixture
+def server() -> Iterator[HTTPServer]:
+    """A webhook receiver on loopback that answers 503 once, then records every POST."""
+    httpd = HTTPServer(("127.0.0.1", 0), Recorder)
     Recorder.received, Recorder.fail_first = [], 1
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_hooks_run_and_a_failing_one_does_not_fail_the_job(
+    root: Path, checkpoint: Path, tmp_path: Path, daemons: list, server: HTTPServer
+) -> None:
     record = tmp_path / "hook.txt"
     script = (
         "import os, sys; open(sys.argv[1], 'a').write("
@@ -80,5 +91,3 @@ def test_hooks_run_and_a_failing_one_does_not_fail_the_job(
     (hook,) = [x for x in lines if x["event"] == "hook command"]
     assert hook["ok"] is False and hook["detail"] == "exit status 7" and "hook broke" in hook["stdout"]
     assert d.stop() == 0
-    server.shutdown()
-    server.server_close()
