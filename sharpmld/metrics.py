@@ -15,10 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 from sharpmld import __version__
-from sharpmld.errors import ConfigError
+from sharpmld.errors import IMAGE_ERRORS, JOB_ERRORS, ConfigError
 from sharpmld.events import Observer
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import Layout
@@ -29,6 +36,8 @@ BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
 PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
 RESTART_REASONS = ("crash", "timeout", "memory", "recycle")
 STATES = ("inbox", "settling", "working", "done", "failed")
+# Image-level codes the worker reports that are not rejections of the photo itself.
+WORKER_IMAGE_CODES = ("model_error", "write_failed", "output_invalid", "output_too_large", "disk_full")
 WORKER_STAGES = ("decode", "inference", "postprocess", "write_ply", "write_splat")
 
 
@@ -117,8 +126,12 @@ class Metrics(Observer):
             "sharpmld_build_info", "Version information", ["version", "python", "torch", "device"], registry=r
         )
 
-        for code in ("no_valid_images", "timeout", "engine_crash", "out_of_memory"):
+        ProcessCollector(registry=r)  # the daemon's own CPU, memory and start time
+        # Every code exists from the start at 0, so the first failure of a kind shows in rate().
+        for code in JOB_ERRORS:
             self.jobs_failed.labels(code=code)
+        for code in (*IMAGE_ERRORS, *WORKER_IMAGE_CODES):
+            self.images_rejected.labels(code=code)
         for reason in PAUSE_REASONS:
             self.paused.labels(reason=reason).set(0)
         for reason in RESTART_REASONS:
@@ -233,6 +246,7 @@ class Metrics(Observer):
             self._build(torch=str(event.get("torch", "")), device=device)
         elif kind in ("unavailable", "worker_lost"):
             self.worker_ready.set(0)
+            self.worker_mps.set(0)
             if kind == "worker_lost":
                 self.worker_restarts.labels(reason=str(event.get("reason", "crash"))).inc()
 

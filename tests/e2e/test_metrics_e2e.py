@@ -55,17 +55,32 @@ def test_metrics_follow_the_jobs(root: Path, daemons: list) -> None:
     wait_for(lambda: value(scrape(port), "sharpmld_worker_ready") == 1, 60, "the worker to be ready")
     before = scrape(port)
     assert value(before, "sharpmld_jobs_claimed_total") == 0
-    assert value(before, "sharpmld_build_info", version="0.1.0", python=__import__("platform").python_version(),
-                 torch=__import__("torch").__version__, device="cpu") == 1
+    assert (
+        value(
+            before,
+            "sharpmld_build_info",
+            version="0.1.0",
+            python=__import__("platform").python_version(),
+            torch=__import__("torch").__version__,
+            device="cpu",
+        )
+        == 1
+    )
 
     photo_folder(root, "two", 2)
     photo_folder(root, "mixed", 1, broken=1)
     (root / "inbox" / "text").mkdir()
     (root / "inbox" / "text" / "a.txt").write_text("no")
-    wait_for(lambda: len(jobs(root, "done")) + len(jobs(root, "failed")) == 3, 60,
-             lambda: f"three jobs\n{d.text()[-2000:]}")
-    after = wait_for(lambda: (s := scrape(port)) and value(s, "sharpmld_queue_jobs", state="done") == 2 and s,
-                     10, "the queue gauges to catch up")
+    wait_for(
+        lambda: len(jobs(root, "done")) + len(jobs(root, "failed")) == 3,
+        60,
+        lambda: f"three jobs\n{d.text()[-2000:]}",
+    )
+    after = wait_for(
+        lambda: (s := scrape(port)) and value(s, "sharpmld_queue_jobs", state="done") == 2 and s,
+        10,
+        "the queue gauges to catch up",
+    )
 
     assert value(after, "sharpmld_jobs_claimed_total") == 3
     assert value(after, "sharpmld_jobs_succeeded_total") == 2
