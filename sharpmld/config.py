@@ -69,6 +69,9 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "lease_timeout_seconds": (120.0, (int, float), "another host's job is orphaned after this"),
         "heartbeat_seconds": (10.0, (int, float), "how often a running job's lease is refreshed"),
     },
+    "cache": {
+        "enabled": (True, (bool,), "reuse the outputs of an image seen before with the same settings"),
+    },
     "retention": {
         "done_days": (30.0, (int, float), "remove finished jobs after this many days; 0 keeps"),
         "failed_days": (90.0, (int, float), "remove failed jobs after this many days; 0 keeps"),

@@ -11,9 +11,10 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sharpmld import fsio, log, report
+from sharpmld import cache, fsio, log, report
 from sharpmld.config import Config
 from sharpmld.engine.protocol import ImageTask, JobRequest
 from sharpmld.errors import (
@@ -123,6 +124,13 @@ class JobRun:
             formats=self.spec.formats,
             f_px=self.spec.f_px,
             max_pixels_side=int(cfg.get("limits", "max_pixels_side")),
+            cache_dir=str(self.layout.state_dir / "cache") if cfg.get("cache", "enabled") else None,
+            cache_salt=cache.salt(
+                checkpoint_sha256=self.engine.get("checkpoint_sha256"),
+                factory=str(self.engine.get("model")),
+                formats=self.spec.formats,
+                f_px_override=self.spec.f_px,
+            ),
         )
         self.log.info(
             "job prepared",
@@ -259,10 +267,33 @@ class JobRun:
 
     def _finish(self, state: str) -> None:
         report.write_result(self.job.path, self.result(state))
+        if state == OUTCOME_DONE:
+            self._remember_outputs()
         self.log.info("job finished", state=state, images=len(self.images), rejected=len(self.rejected))
         self.job = transitions.finish(self.layout, self.job, state)
         log.detach_job_log(self.job.job_id)
         self.outcome = state
+
+    def _remember_outputs(self) -> None:
+        """Index this job's outputs for reuse, at the place they will have in done/."""
+        if self.request is None or not self.request.cache_dir:
+            return
+        final = self.layout.done / self.job.job_id
+        stems = {t.rel: t.stem for t in self.request.images}
+        for image in self.images:
+            key = image.get("cache_key")
+            if not key or image["source"] not in stems:
+                continue
+            outputs = {
+                name: {**item, "rel": item["path"], "path": str(final / item["path"])}
+                for name, item in image.get("outputs", {}).items()
+            }
+            entry = {k: v for k, v in image.items() if k not in ("outputs", "timings", "source")}
+            entry.update(job_id=self.job.job_id, stem=stems[image["source"]], outputs=outputs)
+            try:
+                cache.store(Path(self.request.cache_dir), key, entry)
+            except OSError as exc:
+                self.log.warning("could not index outputs for reuse", error=str(exc))
 
     def _close_attempt(self, outcome: str) -> None:
         history = self.job.record.history

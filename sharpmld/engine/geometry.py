@@ -244,7 +244,7 @@ def _decompose(x: Tensor, s: Tensor, q: Tensor, m: list[list[float]]) -> list[Te
         )
         for i in range(3)
     )
-    (c00, c11, c22), (c01, c02, c12) = (_dot(r, r) for r in b), (_dot(b[i], b[j]) for i, j in _PAIRS)
+    (c00, c11, c22), (c01, c02, c12) = (_dot(row, row) for row in b), (_dot(b[i], b[j]) for i, j in _PAIRS)
     c: Mat = ((c00, c01, c02), (c01, c11, c12), (c02, c12, c22))
 
     def gram(e: Vec, f: Vec) -> Vec:
@@ -261,8 +261,8 @@ def _decompose(x: Tensor, s: Tensor, q: Tensor, m: list[list[float]]) -> list[Te
     return [*new_means, *new_scales, *_quaternion(rot)]
 
 
-# Per thread: ~50 live intermediates of this size stay in cache, while whole-array passes are
-# DRAM-bound (measured 2 cores: 1.18M Gaussians 213 ms unchunked, 156 ms chunked).
+# Elements per thread and chunk: ~50 live intermediates of this size stay in cache, whereas
+# whole-array passes are DRAM-bound (2 cores, 1.18M Gaussians: chunked ~1.4× faster).
 _CPU_CHUNK = 1 << 16
 
 

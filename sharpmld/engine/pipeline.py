@@ -19,9 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sharpmld import cache
 from sharpmld.engine.geometry import unproject
 from sharpmld.engine.model import LoadedModel
 from sharpmld.engine.protocol import ImageTask, JobRequest
+from sharpmld.engine.reuse import pixels_sha256, reuse
 from sharpmld.errors import DecodeFailed, ImageRejected, OutputInvalid, SharpmldError
 from sharpmld.faults import crashpoint
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
@@ -41,6 +43,7 @@ class Decoded:
     image: LoadedImage | None = None
     sha256: str = ""
     error: SharpmldError | None = None
+    cache_key: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -63,6 +66,8 @@ def decode(task: ImageTask, job_dir: Path, req: JobRequest) -> Decoded:
         images_dir = job_dir / "images"
         images_dir.mkdir(exist_ok=True)
         write_working_copy(out.image, images_dir / f"{task.stem}.png")
+        if req.cache_dir:
+            out.cache_key = cache.image_key(req.cache_salt, pixels_sha256(out.image.rgb), out.image.f_px)
     except ImageRejected as exc:
         out.error = exc
     except OSError as exc:
@@ -157,6 +162,16 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
                     }
                 )
                 continue
+            hit = (
+                cache.lookup(Path(req.cache_dir), decoded.cache_key)
+                if req.cache_dir and decoded.cache_key
+                else None
+            )
+            if hit is not None:
+                entry = {**reuse(hit, job_dir, task.stem), "timings": decoded.timings}
+                entry["cache_key"] = decoded.cache_key
+                emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
+                continue
             emit({"ev": "image_started", **base})
             t0 = time.perf_counter()
             try:
@@ -214,6 +229,8 @@ def _finish_image(
         )
         return
     entry["timings"] = {**decoded.timings, **entry["timings"]}
+    if decoded.cache_key:
+        entry.update(cached=False, cache_key=decoded.cache_key)
     emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
 
 

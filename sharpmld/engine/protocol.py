@@ -36,6 +36,8 @@ class JobRequest:
     formats: list[str] = field(default_factory=lambda: ["ply", "splat"])
     f_px: float | None = None
     max_pixels_side: int = 8000
+    cache_dir: str | None = None
+    cache_salt: str = ""
 
     def to_message(self) -> dict[str, Any]:
         return {"op": "job", **asdict(self)}
@@ -50,6 +52,8 @@ class JobRequest:
             formats=list(msg.get("formats", ["ply", "splat"])),
             f_px=msg.get("f_px"),
             max_pixels_side=int(msg.get("max_pixels_side", 8000)),
+            cache_dir=msg.get("cache_dir"),
+            cache_salt=str(msg.get("cache_salt", "")),
         )
 
 
