@@ -69,6 +69,15 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "lease_timeout_seconds": (120.0, (int, float), "another host's job is orphaned after this"),
         "heartbeat_seconds": (10.0, (int, float), "how often a running job's lease is refreshed"),
     },
+    "outputs": {
+        "formats": (["ply", "splat"], (list,), "formats written per image (job.toml: formats)"),
+    },
+    "video": {
+        "enabled": (True, (bool,), "accept MP4 and MOV videos and use their sharpest frames"),
+        "frames": (8, (int,), "frames kept per video (job.toml: video_frames)"),
+        "max_seconds": (300.0, (int, float), "longest accepted video"),
+        "max_mb": (500.0, (int, float), "largest accepted video file"),
+    },
     "cache": {
         "enabled": (True, (bool,), "reuse the outputs of an image seen before with the same settings"),
     },
@@ -120,6 +129,9 @@ POSITIVE = {
     ("queue", "lease_timeout_seconds"),
     ("queue", "heartbeat_seconds"),
     ("metrics", "disk_interval_seconds"),
+    ("video", "frames"),
+    ("video", "max_seconds"),
+    ("video", "max_mb"),
     ("notify", "command_timeout_seconds"),
     ("notify", "webhook_timeout_seconds"),
     ("notify", "webhook_attempts"),
@@ -205,6 +217,14 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
         raise ConfigError(
             f'{source}: \'{name}\' must be a list of strings, e.g. {key} = ["/usr/bin/say", "done"]'
         )
+    if (section, key) == ("outputs", "formats"):
+        from sharpmld.intake.jobspec import KNOWN_FORMATS
+
+        unknown = [f for f in value if f not in KNOWN_FORMATS] or ([] if value else ["(none)"])
+        if unknown:
+            raise ConfigError(
+                f"{source}: '{name}' has unknown format {unknown[0]!r}; known: {', '.join(KNOWN_FORMATS)}"
+            )
     if (section, key) == ("metrics", "port") and not 0 <= value <= 65535:
         raise ConfigError(f"{source}: '{name}' must be a port number from 0 to 65535; got {value!r}")
     if (section, key) == ("model", "factory") and value != "sharp" and ":" not in value:

@@ -89,6 +89,13 @@ class ImageTooLarge(ImageRejected):
     advice = "Images must be at most {max_pixels_side} pixels on each side."
 
 
+class VideoTooLong(ImageRejected):
+    """A clip longer than ``video.max_seconds``."""
+
+    code = "video_too_long"
+    advice = "Videos may be at most {max_seconds} seconds long. Trim the clip and try again."
+
+
 class NoValidImages(JobFailed):
     """Every file in the job was rejected or ignored."""
 
@@ -182,7 +189,16 @@ def format_advice(cls: type[SharpmldError], **values: Any) -> str:
 
 
 IMAGE_ERRORS: dict[str, type[ImageRejected]] = {
-    c.code: c for c in (UnsupportedType, EmptyFile, FileTooLarge, NotRegularFile, DecodeFailed, ImageTooLarge)
+    c.code: c
+    for c in (
+        UnsupportedType,
+        EmptyFile,
+        FileTooLarge,
+        NotRegularFile,
+        DecodeFailed,
+        ImageTooLarge,
+        VideoTooLong,
+    )
 }
 JOB_ERRORS: dict[str, type[JobFailed]] = {
     c.code: c

@@ -88,6 +88,11 @@ class JobRun:
         self.log = log.get().bind(job_id=self.job.job_id)
         log.attach_job_log(self.job.job_id, self.job.path / JOB_LOG)
 
+    @property
+    def formats(self) -> list[str]:
+        """The job's output formats: job.toml's choice, else the configuration's."""
+        return self.spec.formats or list(self.config.get("outputs", "formats"))
+
     # -- preparing ---------------------------------------------------------------------------
 
     def prepare(self) -> JobRequest | None:
@@ -103,6 +108,7 @@ class JobRun:
                 max_images=int(cfg.get("limits", "max_images")),
                 max_depth=int(cfg.get("limits", "max_depth")),
                 max_entries=int(cfg.get("limits", "max_entries")),
+                max_video_bytes=int(cfg.get("video", "max_mb") * mb) if cfg.get("video", "enabled") else 0,
             )
         except JobFailed as exc:
             self.fail(exc)
@@ -116,19 +122,26 @@ class JobRun:
             self.fail(NoValidImages())
             return None
         taken: set[str] = set()
-        tasks = [ImageTask(c.rel, str(c.path), output_stem(c.rel, taken)) for c in found.images]
+        tasks = [
+            ImageTask(
+                c.rel, str(c.path), output_stem(c.rel, taken), "video" if c.kind == "video" else "image"
+            )
+            for c in found.images
+        ]
         self.request = JobRequest(
             job_id=self.job.job_id,
             job_dir=str(self.job.path),
             images=tasks,
-            formats=self.spec.formats,
+            formats=self.formats,
             f_px=self.spec.f_px,
+            video_frames=self.spec.video_frames or int(cfg.get("video", "frames")),
+            video_max_seconds=float(cfg.get("video", "max_seconds")),
             max_pixels_side=int(cfg.get("limits", "max_pixels_side")),
             cache_dir=str(self.layout.state_dir / "cache") if cfg.get("cache", "enabled") else None,
             cache_salt=cache.salt(
                 checkpoint_sha256=self.engine.get("checkpoint_sha256"),
                 factory=str(self.engine.get("model")),
-                formats=self.spec.formats,
+                formats=self.formats,
                 f_px_override=self.spec.f_px,
             ),
         )
@@ -164,6 +177,10 @@ class JobRun:
             self.log.info("image started", image=event.get("rel"))
         elif kind == "image_done":
             self._on_image_done(event)
+        elif kind == "tasks_added" and self.request is not None:
+            added = [ImageTask(**t) for t in event.get("tasks", [])]
+            self.request.images.extend(added)
+            self.log.info("video frames chosen", video=event.get("source"), frames=len(added))
         elif kind == "job_done":
             return True
         self._write_progress(current=event.get("rel") if kind == "image_started" else None)
@@ -314,7 +331,7 @@ class JobRun:
             "finished_at": utcnow(),
             "duration_seconds": round(time.time() - self.started, 3),
             "engine": self.engine,
-            "settings": {"formats": self.spec.formats, "f_px_override": self.spec.f_px},
+            "settings": {"formats": self.formats, "f_px_override": self.spec.f_px},
             "images": self.images,
             "rejected": self.rejected,
             "ignored": self.ignored,

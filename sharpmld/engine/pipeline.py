@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from sharpmld import cache
+from sharpmld.engine import videos
 from sharpmld.engine.geometry import unproject
 from sharpmld.engine.model import LoadedModel
 from sharpmld.engine.protocol import ImageTask, JobRequest
@@ -141,7 +142,7 @@ def describe(path: Path, job_dir: Path) -> dict[str, Any]:
 def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
     """Process every image of ``req``, emitting ``image_started`` / ``image_done`` events."""
     job_dir = Path(req.job_dir)
-    tasks = req.images
+    tasks = videos.expand(req, emit) if any(t.kind == "video" for t in req.images) else req.images
     with ThreadPoolExecutor(1, "decode") as decoder, ThreadPoolExecutor(1, "write") as writer:
         ahead: Future[Decoded] | None = decoder.submit(decode, tasks[0], job_dir, req) if tasks else None
         behind: Future[None] | None = None

@@ -24,6 +24,7 @@ class ImageTask:
     rel: str
     src: str
     stem: str
+    kind: str = "image"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class JobRequest:
     max_pixels_side: int = 8000
     cache_dir: str | None = None
     cache_salt: str = ""
+    video_frames: int = 8
+    video_max_seconds: float = 300.0
 
     def to_message(self) -> dict[str, Any]:
         return {"op": "job", **asdict(self)}
@@ -54,6 +57,8 @@ class JobRequest:
             max_pixels_side=int(msg.get("max_pixels_side", 8000)),
             cache_dir=msg.get("cache_dir"),
             cache_salt=str(msg.get("cache_salt", "")),
+            video_frames=int(msg.get("video_frames", 8)),
+            video_max_seconds=float(msg.get("video_max_seconds", 300.0)),
         )
 
 

@@ -53,6 +53,28 @@ HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b
 AVIF_BRANDS = frozenset({b"avif", b"avis"})
 """AVIF files also carry ``mif1``; these brands mark them so they are refused, not mistaken."""
 
+VIDEO_BRANDS = frozenset(
+    {
+        b"isom",
+        b"iso2",
+        b"iso4",
+        b"iso5",
+        b"iso6",
+        b"mp41",
+        b"mp42",
+        b"avc1",
+        b"qt  ",
+        b"M4V ",
+        b"M4VP",
+        b"MSNV",
+        b"dash",
+        b"3gp4",
+        b"3gp5",
+        b"3gp6",
+    }
+)
+"""ISO-BMFF brands of MP4 and QuickTime (MOV) movies, checked only after HEIF and AVIF."""
+
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = _OPEN_FLAGS | getattr(os, "O_DIRECTORY", 0)
 
@@ -79,7 +101,7 @@ def is_in_progress(name: str) -> bool:
 
 
 def sniff(head: bytes) -> str | None:
-    """The image kind the first bytes announce ("jpeg", "png", "heif"), or None."""
+    """The kind the first bytes announce ("jpeg", "png", "heif", "video"), or None."""
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -92,6 +114,10 @@ def sniff(head: bytes) -> str | None:
             return None
         if brands & HEIF_BRANDS:
             return "heif"
+        if brands & VIDEO_BRANDS:
+            return "video"
+    if len(head) >= 8 and head[4:8] in (b"moov", b"wide", b"mdat") and head[:2] == b"\x00\x00":
+        return "video"  # QuickTime files written without an ftyp box
     return None
 
 
@@ -217,18 +243,24 @@ def _read_head(dir_fd: int | None, name: str, limit: int) -> tuple[bytes, int] |
 
 
 def _classify(
-    rel: str, name: str, st: os.stat_result, dir_fd: int | None, root_path: Path, limit: int
+    rel: str,
+    name: str,
+    st: os.stat_result,
+    dir_fd: int | None,
+    root_path: Path,
+    limit: int,
+    video_limit: int = 0,
 ) -> Candidate | Rejection | None:
     """Judge one non-junk entry; None means it vanished and is simply left out."""
     if not stat.S_ISREG(st.st_mode):
         return Rejection(rel, NotRegularFile.code, format_advice(NotRegularFile))
     if st.st_size == 0:
         return Rejection(rel, EmptyFile.code, format_advice(EmptyFile))
-    if st.st_size > limit:
+    if st.st_size > max(limit, video_limit):
         message = format_advice(FileTooLarge, max_file_mb=_mb(limit))
         return Rejection(rel, FileTooLarge.code, message)
     try:
-        got = _read_head(dir_fd, name, limit)
+        got = _read_head(dir_fd, name, max(limit, video_limit))
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -238,6 +270,19 @@ def _classify(
         return Rejection(rel, got.code, got.message)
     head, size = got
     kind = sniff(head)
+    if kind == "video":
+        if not video_limit:
+            return Rejection(
+                rel,
+                UnsupportedType.code,
+                "This file is a video and video input is "
+                f"turned off ([video] enabled = false). {format_advice(UnsupportedType)}",
+            )
+        if size > video_limit:
+            message = f"Videos must be under {_mb(video_limit)} MB each."
+            return Rejection(rel, FileTooLarge.code, message)
+    elif size > limit:
+        return Rejection(rel, FileTooLarge.code, format_advice(FileTooLarge, max_file_mb=_mb(limit)))
     if kind is None:
         what = _describe_other(head)
         message = format_advice(UnsupportedType)
@@ -255,6 +300,7 @@ def inventory(
     max_images: int,
     max_depth: int = 8,
     max_entries: int = 10_000,
+    max_video_bytes: int = 0,
 ) -> Inventory:
     """List a job's usable images, per-file rejections and ignored clutter; never decode.
 
@@ -267,7 +313,7 @@ def inventory(
         if is_junk(root.name) or is_in_progress(root.name):
             inv.ignored.append(root.name)
             return inv
-        result = _classify(root.name, str(root), root_st, None, root, max_file_bytes)
+        result = _classify(root.name, str(root), root_st, None, root, max_file_bytes, max_video_bytes)
         _add(inv, result)
         return _check_job(inv, max_job_bytes, max_images)
 
@@ -286,7 +332,7 @@ def inventory(
                 raise TooManyEntries(format_advice(TooManyEntries), max_depth=max_depth)
             if stat.S_ISDIR(st.st_mode) or (depth == 1 and name == JOB_SETTINGS_NAME):
                 continue
-            _add(inv, _classify(rel, name, st, dir_fd, root, max_file_bytes))
+            _add(inv, _classify(rel, name, st, dir_fd, root, max_file_bytes, max_video_bytes))
     finally:
         walk.close()  # closes the subfolder descriptors even when a limit stopped the walk
         os.close(root_fd)

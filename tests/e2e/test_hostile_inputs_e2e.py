@@ -577,7 +577,7 @@ KINDS: tuple[Kind, ...] = (
         folder({"p.jpg": JPEG, "job.toml": _bytes(b"priority = 1\nrm_rf = true\n")}),
         "failed",
         "invalid_job_toml",
-        details={"problem": "unknown key 'rm_rf' (known: priority, f_px, formats)"},
+        details={"problem": "unknown key 'rm_rf' (known: priority, f_px, formats, video_frames)"},
     ),
     Kind(
         "job.toml with wrong types",

@@ -104,7 +104,7 @@ def ftyp(major: bytes, *compatible: bytes) -> bytes:
         (ftyp(b"heix"), "heif"),
         (ftyp(b"avif", b"mif1", b"miaf"), None),
         (ftyp(b"mif1", b"avif"), None),  # an AVIF with mif1 first must not pass as HEIC
-        (ftyp(b"isom", b"mp41"), None),  # a video
+        (ftyp(b"isom", b"mp41"), "video"),  # an MP4 video: turned into frames
         (b"%PDF-1.4", None),
         (b"PK\x03\x04", None),
         (b"\xff\xd8", None),
