@@ -231,3 +231,25 @@ def test_engine_unavailable_keeps_jobs_waiting(
     shutil.copy(checkpoint, missing)
     wait_for(lambda: jobs(root, "done"), 60, f"the job once the engine is back\n{d.text()[-3000:]}")
     assert d.stop() == 0
+
+
+def test_polling_observer_and_ready_marker(root: Path, checkpoint: Path, daemons: list[Daemon]) -> None:
+    """For network shares: no filesystem events needed, and a marker says when a copy is whole."""
+    harness.write_config(
+        root, checkpoint, intake={"observer": "polling", "ready_marker": "READY", "settle_seconds": 30.0}
+    )
+    d = Daemon(root)
+    daemons.append(d)
+    d.wait_logged("engine ready")
+    job = root / "inbox" / "share"
+    job.mkdir()
+    photo(job / "a.jpg", 5)
+    time.sleep(1.5)  # several scans pass: without the marker nothing is claimed
+    assert not d.logged("job claimed")
+    (job / "READY").write_text("")
+    wait_for(lambda: jobs(root, "done"), 30, lambda: d.text()[-2000:])
+    (done,) = jobs(root, "done")
+    result = json.loads((done / "result.json").read_text())
+    assert [i["source"] for i in result["images"]] == ["a.jpg"]
+    assert result["rejected"] == []  # the marker is not reported as a bad file
+    assert d.stop() == 0
