@@ -40,7 +40,9 @@ def test_second_identical_job_comes_from_the_cache(root: Path, tmp_path: Path, d
     assert [i["cached"] for i in again["images"]] == [True, True]
     by_pixels = {i["source"]: i for i in first["images"]}
     reused = {i["source"]: i for i in again["images"]}
-    assert reused["renamed.png"]["outputs"]["ply"]["sha256"] == by_pixels["p1.png"]["outputs"]["ply"]["sha256"]
+    assert (
+        reused["renamed.png"]["outputs"]["ply"]["sha256"] == by_pixels["p1.png"]["outputs"]["ply"]["sha256"]
+    )
     assert reused["renamed.png"]["outputs"]["ply"]["path"] == "renamed.ply"
     again_dir = root / "done" / again["job_id"]
     assert (again_dir / "renamed.ply").stat().st_size == reused["renamed.png"]["outputs"]["ply"]["bytes"]

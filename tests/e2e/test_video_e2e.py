@@ -24,7 +24,7 @@ def make_video(path: Path, seconds: float = 3.0, fps: int = 10, blur_every: int 
         img = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
         img[:, (i * 5) % 140 : (i * 5) % 140 + 20] = 255
         if i % blur_every:
-            img = ((img.astype(np.uint16) + np.roll(img, 1, 0) + np.roll(img, 1, 1) + np.roll(img, 2, 1)) // 4)
+            img = (img.astype(np.uint16) + np.roll(img, 1, 0) + np.roll(img, 1, 1) + np.roll(img, 2, 1)) // 4
             img = img.astype(np.uint8)
         writer.send(img.tobytes())
     writer.close()
