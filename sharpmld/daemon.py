@@ -23,12 +23,13 @@ from sharpmld.engine import supervisor as sv
 from sharpmld.engine.checkpoint import CheckpointHasher
 from sharpmld.errors import InternalError, TooManyAttempts
 from sharpmld.events import Observer, Observers
+from sharpmld.housekeeping import Housekeeping
 from sharpmld.intake.inspect import is_in_progress, is_junk
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
 from sharpmld.metrics import Metrics
 from sharpmld.notify import Notifier
-from sharpmld.queue import recovery, retention
+from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
 from sharpmld.queue.lease import Owner, write_lease
@@ -36,8 +37,6 @@ from sharpmld.runner import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
 
 DEBOUNCE = 0.1
 ORPHAN_CHECK_SECONDS = 10.0
-DISK_CHECK_SECONDS = 5.0
-RETENTION_SWEEP_SECONDS = 3600.0
 STATUS_FILE_PREFIX = "daemon-"
 
 
@@ -58,10 +57,6 @@ class Daemon:
         self.scan_due = 0.0
         self.next_orphan_check = 0.0
         self.next_heartbeat = 0.0
-        self.next_disk_check = 0.0
-        self.next_sweep = 0.0
-        self.low_disk = False
-        self.disk_backoff_until = 0.0
         self.finished = False
         self.ready: list[Any] = []
         self._wake_r, self._wake_w = -1, -1
@@ -76,6 +71,7 @@ class Daemon:
             self.layout.inbox, self.poke, polling=config.get("intake", "observer") == "polling"
         )
         self.hasher = CheckpointHasher(config.checkpoint, self.layout.state_dir)
+        self.housekeeping = Housekeeping(config, self.layout, self.log)
         self.counters: dict[str, int] = {"claimed": 0, "done": 0, "failed": 0, "retried": 0}
         self.metrics: Metrics | None = None
         observers: list[Observer] = [Notifier(config, self.log)]
@@ -85,26 +81,6 @@ class Daemon:
             )
             observers.insert(0, self.metrics)
         self.events = Observers(observers, self.log)
-
-    def _package_dir(self) -> Path | None:
-        """For a worker in another Python, a folder exposing only this package to import.
-
-        Adding our whole site-packages to a foreign interpreter's path would mix compiled
-        modules of two Pythons; a folder holding one symlink to the package does not.
-        """
-        if self.config.worker_python is None:
-            return None
-        import sharpmld
-
-        pylib = self.layout.state_dir / "pylib"
-        link = pylib / "sharpmld"
-        package = Path(sharpmld.__file__).resolve().parent
-        pylib.mkdir(parents=True, exist_ok=True)
-        if not (link.is_symlink() and link.resolve() == package):
-            tmp = fsio.temp_name_for(link)
-            os.symlink(package, tmp)
-            os.replace(tmp, link)
-        return pylib
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -117,7 +93,8 @@ class Daemon:
             host = str(self.config.get("metrics", "host"))
             port = self.metrics.serve(host, int(self.config.get("metrics", "port")))
             metrics_url = f"http://{host}:{port}/metrics"
-        self.supervisor.package_dir = self._package_dir()
+        if config_python := self.config.worker_python:
+            self.supervisor.package_dir = sv.package_path_for(config_python, self.layout.state_dir)
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
@@ -258,49 +235,14 @@ class Daemon:
         """Why no job would be claimed now ("" when intake is open)."""
         if self.stop_requests:
             return "shutting_down"
-        if self.low_disk or now < self.disk_backoff_until:
+        if self.housekeeping.disk_paused(now):
             return "low_disk"
         if self.supervisor.state == sv.UNAVAILABLE:
             return "engine_unavailable"
         return ""
 
-    def _check_disk(self, now: float) -> None:
-        """Stop claiming below ``min_free_mb``; say so once, and once more when it recovers."""
-        if now < self.next_disk_check:
-            return
-        self.next_disk_check = now + DISK_CHECK_SECONDS
-        minimum = float(self.config.get("intake", "min_free_mb")) * (1 << 20)
-        try:
-            free = self.layout.free_bytes()
-        except OSError:
-            return
-        low = free < minimum
-        if low != self.low_disk:
-            self.low_disk = low
-            if low:
-                self.log.warning(
-                    "low disk space: jobs wait in the inbox until space returns",
-                    free_mb=round(free / (1 << 20)),
-                    min_free_mb=minimum / (1 << 20),
-                )
-            else:
-                self.log.info("disk space is back: claiming again", free_mb=round(free / (1 << 20)))
-
-    def _sweep(self, now: float) -> None:
-        if now < self.next_sweep:
-            return
-        self.next_sweep = now + RETENTION_SWEEP_SECONDS
-        removed = retention.sweep(
-            self.layout,
-            done_days=float(self.config.get("retention", "done_days")),
-            failed_days=float(self.config.get("retention", "failed_days")),
-        )
-        if removed:
-            self.log.info("retention removed old jobs", count=len(removed))
-
     def _start_next(self, now: float) -> None:
-        self._check_disk(now)
-        self._sweep(now)
+        self.housekeeping.loop(now)
         if self.paused_reason(now):
             return
         if self.supervisor.state != sv.READY or not self.hasher.done.is_set():
@@ -375,11 +317,7 @@ class Daemon:
         if run.outcome in ("done", "failed"):
             self.counters[run.outcome] += 1
         if run.outcome == OUTCOME_HANDED_BACK:
-            wait = float(self.config.get("intake", "disk_full_retry_seconds"))
-            self.disk_backoff_until = time.monotonic() + wait
-            self.log.warning(
-                "the disk filled up during a job; it went back to the inbox", retry_in_seconds=wait
-            )
+            self.housekeeping.disk_filled_up()
         self.current = None
         self.redispatch = False
         self._write_status()

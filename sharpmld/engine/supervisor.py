@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from sharpmld import fsio
 from sharpmld.config import Config
 from sharpmld.engine.protocol import EVENT_FD_ENV, JobRequest, LineReader, decode, encode
 
@@ -304,6 +305,25 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             kill_group(proc, sig=signal.SIGKILL)
             return proc.wait()
+
+
+def package_path_for(python: str, state_dir: Path) -> Path:
+    """For a worker in another Python (``python``), a folder exposing only this package.
+
+    Adding our whole site-packages to a foreign interpreter's path would mix compiled modules
+    of two Pythons; a folder holding one symlink to the package does not.
+    """
+    import sharpmld
+
+    pylib = state_dir / "pylib"
+    link = pylib / "sharpmld"
+    package = Path(sharpmld.__file__).resolve().parent
+    pylib.mkdir(parents=True, exist_ok=True)
+    if not (link.is_symlink() and link.resolve() == package):
+        tmp = fsio.temp_name_for(link)
+        os.symlink(package, tmp)
+        os.replace(tmp, link)
+    return pylib
 
 
 def sandbox_prefix(enabled: bool) -> list[str]:

@@ -1,6 +1,6 @@
 """Every output format behind one small interface, chosen by file suffix.
 
-New formats (SPZ, glTF) plug in by adding one entry to :data:`FORMATS`; the worker, the
+A new format plugs in by adding one entry to :data:`FORMATS`; the worker, the
 ``convert`` command and the contract test pick them up from there. Each entry declares how
 much a write/read round trip may change the Gaussians, which the contract test enforces.
 """
@@ -15,8 +15,10 @@ import numpy as np
 import numpy.typing as npt
 
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
-from sharpmld.formats.ply import read_ply, read_ply_records, read_vertex_records, write_ply
+from sharpmld.formats.gltf import read_glb, write_glb
+from sharpmld.formats.ply import read_ply, read_ply_records, write_ply
 from sharpmld.formats.splat import read_splat, write_splat
+from sharpmld.formats.spz import read_spz, write_spz
 
 Records = npt.NDArray[np.void]
 Writer = Callable[[Path, Records, SceneMeta | None], None]
@@ -28,7 +30,8 @@ class Tolerance:
     """The largest change a write -> read round trip may make, per attribute.
 
     ``means`` and ``colors`` (linear RGB), ``opacities`` and ``quaternions`` (per component of
-    a unit quaternion) are absolute; ``scales`` is relative.
+    a unit quaternion, compared up to sign: q and -q are the same rotation) are absolute;
+    ``scales`` is relative.
     """
 
     means: float
@@ -64,6 +67,10 @@ def _write_splat(path: Path, records: Records, meta: SceneMeta | None) -> None:
     write_splat(path, records)
 
 
+def _write_glb(path: Path, records: Records, meta: SceneMeta | None) -> None:
+    write_glb(path, records, meta)
+
+
 FORMATS: dict[str, OutputFormat] = {
     "ply": OutputFormat(
         name="ply",
@@ -84,6 +91,32 @@ FORMATS: dict[str, OutputFormat] = {
         tolerance=Tolerance(
             means=0.0, scales=1e-5, colors=0.0095, opacities=1 / 255 + 1e-6, quaternions=0.032
         ),
+    ),
+    "spz": OutputFormat(
+        name="spz",
+        suffix=".spz",
+        write=write_spz,
+        read=read_spz,
+        # Rounding to 1/4096 (positions, within +-2048), 1/16 of a log scale (e^(1/32) - 1
+        # relative, for scales in e^-10..e^5.9), 1/255 of opacity, 1/38.25 of the DC
+        # coefficient (SH_C0/76.5 of sRGB, x2.3 at most in linear), and 9-bit "smallest three"
+        # quaternions (0.0007 per stored component, <= 3x that for the derived one).
+        tolerance=Tolerance(
+            means=0.5 / 4096 + 1e-6,
+            scales=0.0318,
+            colors=0.0085,
+            opacities=0.5 / 255 + 1e-6,
+            quaternions=0.0022,
+        ),
+    ),
+    "glb": OutputFormat(
+        name="glb",
+        suffix=".glb",
+        write=_write_glb,
+        read=read_glb,
+        # float32 throughout: exp/sigmoid of the .ply's logs and logits, exact sign flips for
+        # the axes, the DC coefficient verbatim; quaternions are renormalised.
+        tolerance=Tolerance(means=0.0, scales=1e-5, colors=1e-5, opacities=1e-6, quaternions=1e-6),
     ),
 }
 
@@ -111,11 +144,9 @@ def convert(src_ply: Path, dst: Path) -> None:
     writing that format straight from the scene the ``.ply`` was written from.
     """
     fmt = format_for(dst)
-    meta: SceneMeta | None = None
-    if fmt.needs_meta:
-        records, meta = read_ply_records(src_ply)
-        if meta is None:
-            raise ValueError(f"{src_ply}: has no camera metadata, cannot write {fmt.suffix}")
-    else:
-        records = read_vertex_records(src_ply)
+    # The camera goes along whenever the .ply has it: formats that can hold it (glTF's camera)
+    # then match a direct write with the scene's metadata.
+    records, meta = read_ply_records(src_ply)
+    if fmt.needs_meta and meta is None:
+        raise ValueError(f"{src_ply}: has no camera metadata, cannot write {fmt.suffix}")
     fmt.write(dst, records, meta)

@@ -20,7 +20,7 @@ from sharpmld.errors import InvalidJobToml, format_advice
 
 JOB_TOML = "job.toml"
 MAX_BYTES = 64 * 1024
-KNOWN_FORMATS = ("ply", "splat")
+KNOWN_FORMATS = ("ply", "splat", "spz", "glb")
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,21 @@ def test_polling_observer_and_ready_marker(root: Path, checkpoint: Path, daemons
     assert [i["source"] for i in result["images"]] == ["a.jpg"]
     assert result["rejected"] == []  # the marker is not reported as a bad file
     assert d.stop() == 0
+
+
+def test_job_toml_chooses_every_format(root: Path, daemons: list[Daemon]) -> None:
+    job = root / "inbox" / "all-formats"
+    job.mkdir(parents=True)
+    photo(job / "p.jpg", 9)
+    (job / "job.toml").write_text('formats = ["ply", "splat", "spz", "glb"]\n')
+    d = Daemon(root, "--burst")
+    daemons.append(d)
+    assert d.wait() == 0, d.text()
+    (done,) = jobs(root, "done")
+    (image,) = json.loads((done / "result.json").read_text())["images"]
+    assert sorted(image["outputs"]) == ["glb", "image", "ply", "splat", "spz"]
+    from sharpmld.formats.registry import FORMATS
+
+    for name in ("ply", "splat", "spz", "glb"):
+        read_back = FORMATS[name].read(done / image["outputs"][name]["path"])
+        assert len(read_back) == image["gaussians"]

@@ -28,9 +28,22 @@ def source(n: int = 3000, seed: int = 4) -> Gaussians:
     )
 
 
-def by_position(g: Gaussians) -> npt.NDArray[np.intp]:
-    """Row order sorted by position, so formats that reorder rows can be compared."""
-    return np.lexsort(g.means.T[::-1])
+def matching_rows(src: Gaussians, back: Gaussians) -> npt.NDArray[np.intp]:
+    """For each row of ``back``, the row of ``src`` nearest in position.
+
+    Formats may reorder rows (.splat sorts them) and quantise positions (.spz), so neither the
+    order nor a sort by position pairs rows up reliably. The source's means are far apart
+    compared with any format's position error, so the nearest source row is the right one;
+    the pairing must come out one-to-one.
+    """
+    a = src.means.astype(np.float64)
+    out = np.empty(len(back), dtype=np.intp)
+    for start in range(0, len(back), 512):
+        b = back.means[start : start + 512].astype(np.float64)
+        d = (b * b).sum(1)[:, None] - 2 * b @ a.T + (a * a).sum(1)[None, :]
+        out[start : start + 512] = np.argmin(d, axis=1)
+    assert len(np.unique(out)) == len(back), "rows did not pair up one-to-one by position"
+    return out
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS.values()), ids=list(FORMATS))
@@ -40,13 +53,17 @@ def test_round_trip_within_declared_tolerance(fmt: OutputFormat, tmp_path: Path)
     fmt.write(path, to_vertex_records(g), META)
     back = fmt.read(path)
     assert len(back) == len(g)
-    a, b = by_position(g), by_position(back)
+    a = matching_rows(g, back)
     tol = fmt.tolerance
-    np.testing.assert_allclose(back.means[b], g.means[a], rtol=0, atol=tol.means)
-    np.testing.assert_allclose(back.scales[b], g.scales[a], rtol=tol.scales, atol=0)
-    np.testing.assert_allclose(back.colors[b], g.colors[a], rtol=0, atol=tol.colors)
-    np.testing.assert_allclose(back.opacities[b], g.opacities[a], rtol=0, atol=tol.opacities)
-    np.testing.assert_allclose(back.quaternions[b], g.quaternions[a], rtol=0, atol=tol.quaternions)
+    np.testing.assert_allclose(back.means, g.means[a], rtol=0, atol=tol.means)
+    np.testing.assert_allclose(back.scales, g.scales[a], rtol=tol.scales, atol=0)
+    np.testing.assert_allclose(back.colors, g.colors[a], rtol=0, atol=tol.colors)
+    np.testing.assert_allclose(back.opacities, g.opacities[a], rtol=0, atol=tol.opacities)
+    # q and -q are the same rotation; formats may store either (SPZ makes the largest
+    # component positive), so each row is compared with the sign that matches the source.
+    q_back, q_src = back.quaternions, g.quaternions[a]
+    sign = np.where(np.einsum("ij,ij->i", q_back, q_src) < 0, -1.0, 1.0).astype(np.float32)
+    np.testing.assert_allclose(q_back * sign[:, None], q_src, rtol=0, atol=tol.quaternions)
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS.values()), ids=list(FORMATS))
@@ -75,3 +92,10 @@ def test_unknown_suffix_names_the_supported_ones(tmp_path: Path) -> None:
         assert fmt.suffix in str(err.value)
     with pytest.raises(ValueError, match="supported"):
         format_for(Path("no_suffix"))
+
+
+def test_the_daemon_knows_every_format_the_worker_can_write() -> None:
+    """jobspec keeps its own list so the daemon never imports numpy; it must not drift."""
+    from sharpmld.intake.jobspec import KNOWN_FORMATS
+
+    assert set(KNOWN_FORMATS) == set(FORMATS)
