@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sharpmld import fsio, log, service
+from sharpmld import access, fsio, log
 from sharpmld.config import Config
 from sharpmld.engine import supervisor as sv
 from sharpmld.engine.checkpoint import CheckpointHasher
@@ -86,7 +86,7 @@ class Daemon:
 
     def initialize(self) -> None:
         """Create the tree, install signal handlers, start the watcher and the worker."""
-        service.require_access(self.config.root)
+        access.require_access(self.config.root)
         self.layout.ensure()
         metrics_url = None
         if self.metrics is not None:

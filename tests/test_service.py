@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from sharpmld import config, service
+from sharpmld import access, config, service
 from sharpmld.cli import RET_FAILURE, RET_NOT_FOUND, RET_OK, RET_USAGE
 from sharpmld.errors import SharpmldError
 from sharpmld.fsio import TEMP_PREFIX
@@ -475,19 +475,19 @@ def leftovers(root: Path) -> list[Path]:
 
 def test_probe_access_on_a_good_or_missing_tree(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    assert service.probe_access(root) == [], "a missing root will be created"
+    assert access.probe_access(root) == [], "a missing root will be created"
     root.mkdir()
-    assert service.probe_access(root) == [], "missing state folders will be created"
+    assert access.probe_access(root) == [], "missing state folders will be created"
     make_tree(root)
-    assert service.probe_access(root) == []
+    assert access.probe_access(root) == []
     assert leftovers(root) == []
-    service.require_access(root)
+    access.require_access(root)
 
 
 def test_probe_access_root_is_a_file(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.write_text("not a folder")
-    problems = service.probe_access(root)
+    problems = access.probe_access(root)
     assert len(problems) == 1 and "not a folder" in problems[0] and str(root) in problems[0]
 
 
@@ -498,18 +498,18 @@ def test_probe_access_chmod_000_folder(tmp_path: Path) -> None:
     inbox = root / "inbox"
     inbox.chmod(0)
     try:
-        problems = service.probe_access(root, macos=False)
+        problems = access.probe_access(root, macos=False)
         assert len(problems) == 1, problems
         assert f"cannot list {inbox}" in problems[0]
         assert "EACCES" in problems[0] and "ls -ld" in problems[0]
         assert "Full Disk Access" not in problems[0]
 
-        mac = service.probe_access(root, macos=True)
+        mac = access.probe_access(root, macos=True)
         assert len(mac) == 1 and "Full Disk Access" in mac[0]
         assert os.path.realpath(sys.executable) in mac[0]
 
         with pytest.raises(SharpmldError, match="inbox"):
-            service.require_access(root)
+            access.require_access(root)
     finally:
         inbox.chmod(0o755)
 
@@ -523,10 +523,10 @@ def test_probe_access_read_only_folder_and_parent(tmp_path: Path) -> None:
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        problems = service.probe_access(root, macos=False)
+        problems = access.probe_access(root, macos=False)
         assert len(problems) == 1 and f"cannot create files in {root / 'done'}" in problems[0]
         missing = parent / "root"
-        problems = service.probe_access(missing, macos=False)
+        problems = access.probe_access(missing, macos=False)
         assert len(problems) == 1 and f"create {missing}" in problems[0], problems
     finally:
         (root / "done").chmod(0o755)
@@ -546,20 +546,20 @@ def test_probe_access_names_full_disk_access_for_eperm_on_macos(
             raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
         return real_listdir(path)
 
-    monkeypatch.setattr(service.os, "listdir", listdir)
-    mac = service.probe_access(root, macos=True)
+    monkeypatch.setattr(access.os, "listdir", listdir)
+    mac = access.probe_access(root, macos=True)
     assert len(mac) == 1, mac
     assert f"cannot list {root / 'working'}" in mac[0] and "EPERM" in mac[0]
     assert "Full Disk Access" in mac[0] and "Privacy & Security" in mac[0]
     assert os.path.realpath(sys.executable) in mac[0]
-    linux = service.probe_access(root, macos=False)
+    linux = access.probe_access(root, macos=False)
     assert len(linux) == 1 and "Full Disk Access" not in linux[0]
 
     def refuse_writes(folder: Path) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(folder))
 
-    monkeypatch.setattr(service, "_try_write", refuse_writes)
-    problems = service.probe_access(root, macos=True)
+    monkeypatch.setattr(access, "_try_write", refuse_writes)
+    problems = access.probe_access(root, macos=True)
     assert len(problems) == 5, "writes fail in the root and inbox, done, failed; listing in working"
     assert all("Full Disk Access" in p for p in problems)
     assert sum("cannot create files in" in p for p in problems) == 4
@@ -572,5 +572,5 @@ def test_probe_access_does_not_count_a_full_disk(tmp_path: Path, monkeypatch: py
     def disk_full(folder: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(folder))
 
-    monkeypatch.setattr(service, "_try_write", disk_full)
-    assert service.probe_access(root, macos=True) == []
+    monkeypatch.setattr(access, "_try_write", disk_full)
+    assert access.probe_access(root, macos=True) == []
