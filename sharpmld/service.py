@@ -11,7 +11,6 @@ No torch, no numpy: the CLI imports this module for ``sharpmld launchd``.
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import plistlib
@@ -50,7 +49,6 @@ _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SYSTEMD_SAFE = re.compile(r"^[A-Za-z0-9_./:@+=,-]+$")
 # launchctl's answers for "no such service": bootout says 3 (ESRCH), print says 113.
 _NOT_LOADED_CODES = (3, 113)
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
