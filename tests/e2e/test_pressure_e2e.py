@@ -105,3 +105,28 @@ def test_full_disk_hands_the_job_back_and_it_completes_later(
     assert (done / "input" / "p.png").read_bytes() == original
     assert not jobs(root, "failed")
     assert d.stop() == 0
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="tests the Linux sandbox")
+def test_sandboxed_worker_has_no_network(root: Path, checkpoint: Path, tmp_path: Path, daemons: list) -> None:
+    import shutil
+    import socket
+
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    record = tmp_path / "net.txt"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        env = {"TINY_SHARP_NET_PROBE": f"{port}:{record}"}
+        for sandbox, name in ((False, "open"), (True, "closed")):
+            harness.write_config(root, checkpoint, worker={"sandbox": sandbox})
+            drop(root, name)
+            d = Daemon(root, "--burst", extra_env=env)
+            daemons.append(d)
+            assert d.wait(timeout=90) == 0, d.text()[-2000:]
+    outcomes = record.read_text().splitlines()
+    assert outcomes[0] == "reached"  # the probe works: without the sandbox it gets through
+    assert outcomes[1].startswith("refused")
+    assert len(jobs(root, "done")) == 2

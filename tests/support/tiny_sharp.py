@@ -72,7 +72,25 @@ class TinySharp(nn.Module):
         return NdcGaussians(means, scales.contiguous(), quats.contiguous(), colors, opacities)
 
 
+def _probe_network() -> None:
+    """With TINY_SHARP_NET_PROBE=port:file, record whether 127.0.0.1:port can be reached."""
+    spec = os.environ.get("TINY_SHARP_NET_PROBE")
+    if not spec:
+        return
+    import socket
+
+    port, _, record = spec.partition(":")
+    try:
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=2):
+            outcome = "reached"
+    except OSError as exc:
+        outcome = f"refused {type(exc).__name__}"
+    with open(record, "a") as f:
+        f.write(outcome + "\n")
+
+
 def _misbehave(image: torch.Tensor) -> None:
+    _probe_network()
     delay = float(os.environ.get("TINY_SHARP_SLEEP", "0"))
     if delay:
         time.sleep(delay)
