@@ -83,6 +83,7 @@ class JobRun:
     ignored: list[str] = field(default_factory=list)
     outcome: str = ""
     error: SharpmldError | None = None
+    inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
 
     def __post_init__(self) -> None:
         self.log = log.get().bind(job_id=self.job.job_id)
@@ -128,6 +129,7 @@ class JobRun:
             )
             for c in found.images
         ]
+        self.inputs = len(tasks)
         self.request = JobRequest(
             job_id=self.job.job_id,
             job_dir=str(self.job.path),
@@ -238,6 +240,8 @@ class JobRun:
             recovery.clean_outputs(self.job.path)
             self.images.clear()
             self.rejected = [r for r in self.rejected if r not in self.rejected_by_worker()]
+            if self.request is not None:  # the worker picks a video's frames again
+                del self.request.images[self.inputs :]
         return self.outcome
 
     # -- closing -----------------------------------------------------------------------------
