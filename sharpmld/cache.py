@@ -24,15 +24,24 @@ CACHE_VERSION = 1  # bump when an output format's bytes change for the same inpu
 
 
 def salt(
-    *, checkpoint_sha256: str | None, factory: str, formats: list[str], f_px_override: float | None
+    *,
+    checkpoint_sha256: str | None,
+    factory: str,
+    formats: list[str],
+    f_px_override: float | None,
+    **outputs: Any,
 ) -> str:
-    """The part of the key that comes from the job and the engine, not the image."""
+    """The part of the key that comes from the job and the engine, not the image.
+
+    ``outputs`` are any further settings that change what is written (previews, orbit).
+    """
     parts = {
         "v": CACHE_VERSION,
         "checkpoint": checkpoint_sha256 or "",
         "factory": factory,
         "formats": sorted(formats),
         "f_px": f_px_override,
+        **outputs,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -71,6 +71,8 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
     },
     "outputs": {
         "formats": (["ply", "splat"], (list,), "formats written per image (job.toml: formats)"),
+        "previews": (True, (bool,), "render previews/<photo>.png from the input camera"),
+        "orbit_frames": (0, (int,), "frames of previews/<photo>.orbit.gif, a camera sway; 0 none"),
     },
     "video": {
         "enabled": (True, (bool,), "accept MP4 and MOV videos and use their sharpest frames"),

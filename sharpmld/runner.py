@@ -33,6 +33,7 @@ from sharpmld.intake.jobspec import JobSpec, read_jobspec
 from sharpmld.queue import recovery, transitions
 from sharpmld.queue.layout import JOB_LOG, PROGRESS_FILE, Layout
 from sharpmld.queue.record import Job, utcnow
+from sharpmld.render import index_page
 
 _UNSAFE_STEM = re.compile(r"[^\w.-]+")
 
@@ -138,6 +139,8 @@ class JobRun:
             f_px=self.spec.f_px,
             video_frames=self.spec.video_frames or int(cfg.get("video", "frames")),
             video_max_seconds=float(cfg.get("video", "max_seconds")),
+            previews=bool(cfg.get("outputs", "previews")),
+            orbit_frames=int(cfg.get("outputs", "orbit_frames")),
             max_pixels_side=int(cfg.get("limits", "max_pixels_side")),
             cache_dir=str(self.layout.state_dir / "cache") if cfg.get("cache", "enabled") else None,
             cache_salt=cache.salt(
@@ -145,6 +148,8 @@ class JobRun:
                 factory=str(self.engine.get("model")),
                 formats=self.formats,
                 f_px_override=self.spec.f_px,
+                previews=bool(cfg.get("outputs", "previews")),
+                orbit_frames=int(cfg.get("outputs", "orbit_frames")),
             ),
         )
         self.log.info(
@@ -287,7 +292,13 @@ class JobRun:
         return self.outcome
 
     def _finish(self, state: str) -> None:
-        report.write_result(self.job.path, self.result(state))
+        result = self.result(state)
+        report.write_result(self.job.path, result)
+        if state == OUTCOME_DONE:
+            try:
+                index_page.write_index(self.job.path, result)
+            except OSError as exc:
+                self.log.warning("index.html not written", reason=str(exc))
         if state == OUTCOME_DONE:
             self._remember_outputs()
         self.log.info("job finished", state=state, images=len(self.images), rejected=len(self.rejected))

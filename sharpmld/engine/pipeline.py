@@ -31,6 +31,7 @@ from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import to_vertex_records
 from sharpmld.formats.registry import FORMATS
 from sharpmld.intake.images import LoadedImage, load_image, write_working_copy
+from sharpmld.render import write_previews
 
 INTERNAL_SIZE = 1536
 Emit = Callable[[dict[str, Any]], None]
@@ -88,7 +89,15 @@ def infer(model: LoadedModel, image: LoadedImage) -> Any:
     return model.module(resized, disparity_factor)
 
 
-def write_outputs(decoded: Decoded, ndc: Any, job_dir: Path, formats: list[str]) -> dict[str, Any]:
+def write_outputs(
+    decoded: Decoded,
+    ndc: Any,
+    job_dir: Path,
+    formats: list[str],
+    *,
+    previews: bool = False,
+    orbit_frames: int = 0,
+) -> dict[str, Any]:
     """Unproject, check and write every format; returns the image's entry for result.json."""
     assert decoded.image is not None
     img = decoded.image
@@ -107,6 +116,15 @@ def write_outputs(decoded: Decoded, ndc: Any, job_dir: Path, formats: list[str])
         crashpoint("output_written")
         timings[f"write_{name}"] = time.perf_counter() - t0
         outputs[name] = describe(path, job_dir)
+    if previews:
+        t0 = time.perf_counter()
+        try:
+            outputs.update(write_previews(gaussians, meta, job_dir, decoded.task.stem, orbit_frames))
+        except OSError:
+            raise  # a full disk is handled like for any other output
+        except Exception as exc:  # a preview is a convenience: never lose the image over it
+            outputs["preview_error"] = {"message": f"preview failed: {exc}"}
+        timings["previews"] = time.perf_counter() - t0
     outputs["image"] = describe(job_dir / "images" / f"{decoded.task.stem}.png", job_dir)
     return {
         "gaussians": len(gaussians),
@@ -201,7 +219,9 @@ def _finish_image(
     decoded: Decoded, ndc: Any, job_dir: Path, req: JobRequest, base: dict[str, Any], emit: Emit
 ) -> None:
     try:
-        entry = write_outputs(decoded, ndc, job_dir, req.formats)
+        entry = write_outputs(
+            decoded, ndc, job_dir, req.formats, previews=req.previews, orbit_frames=req.orbit_frames
+        )
     except OSError as exc:
         import errno
 

@@ -41,6 +41,8 @@ class JobRequest:
     cache_salt: str = ""
     video_frames: int = 8
     video_max_seconds: float = 300.0
+    previews: bool = True
+    orbit_frames: int = 0
 
     def to_message(self) -> dict[str, Any]:
         return {"op": "job", **asdict(self)}
@@ -59,6 +61,8 @@ class JobRequest:
             cache_salt=str(msg.get("cache_salt", "")),
             video_frames=int(msg.get("video_frames", 8)),
             video_max_seconds=float(msg.get("video_max_seconds", 300.0)),
+            previews=bool(msg.get("previews", True)),
+            orbit_frames=int(msg.get("orbit_frames", 0)),
         )
 
 

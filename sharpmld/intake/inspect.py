@@ -360,37 +360,41 @@ def _check_job(inv: Inventory, max_job_bytes: int, max_images: int) -> Inventory
     return inv
 
 
-def tree_signature(root: Path, max_entries: int) -> TreeSignature:
+def tree_signature(root: Path | str, max_entries: int, st: os.stat_result | None = None) -> TreeSignature:
     """Summarise every entry under ``root`` by (rel, type, size, mtime_ns), without opening files.
 
     The readiness rule compares two signatures taken some seconds apart: any copy still
     running changes a size or an mtime. ``in_progress`` flags names of partial downloads;
     ``truncated`` says the walk stopped at ``max_entries`` (the job will fail on that limit).
-    Junk folders are summarised as one entry (their contents do not matter).
+    Junk folders are summarised as one entry (their contents do not matter). ``st``, the
+    ``lstat`` of ``root`` if the caller already has it (a scan's ``DirEntry``), saves a call.
     """
-    try:
-        root_st = os.lstat(root)
-    except FileNotFoundError:
-        return TreeSignature((), False, False)
-    if not stat.S_ISDIR(root_st.st_mode):
-        entry = (root.name, _kind_of(root_st.st_mode), root_st.st_size, root_st.st_mtime_ns)
-        return TreeSignature((entry,), is_in_progress(root.name), False)
+    path = os.fspath(root)
+    if st is None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return TreeSignature((), False, False)
+    if not stat.S_ISDIR(st.st_mode):
+        name = root.name if isinstance(root, Path) else os.path.basename(path)
+        entry = (name, _kind_of(st.st_mode), st.st_size, st.st_mtime_ns)
+        return TreeSignature((entry,), is_in_progress(name), False)
     entries: list[tuple[str, str, int, int]] = []
     in_progress = False
     truncated = False
     try:
-        root_fd = os.open(root, _DIR_FLAGS)
+        root_fd = os.open(path, _DIR_FLAGS)
     except OSError:
         return TreeSignature((), False, False)
     walk = _walk(root_fd, "", 1, SIGNATURE_MAX_DEPTH, max_entries + 1)
     try:
-        for rel, name, st, _fd, depth in walk:
+        for rel, name, entry_st, _fd, depth in walk:
             if len(entries) >= max_entries:
                 truncated = True
                 break
             in_progress = in_progress or is_in_progress(name)
-            entries.append((rel, _kind_of(st.st_mode), st.st_size, st.st_mtime_ns))
-            if depth >= SIGNATURE_MAX_DEPTH and stat.S_ISDIR(st.st_mode) and not is_junk(name):
+            entries.append((rel, _kind_of(entry_st.st_mode), entry_st.st_size, entry_st.st_mtime_ns))
+            if depth >= SIGNATURE_MAX_DEPTH and stat.S_ISDIR(entry_st.st_mode) and not is_junk(name):
                 truncated = True
     finally:
         walk.close()

@@ -9,6 +9,7 @@ An entry is ready when its whole tree (names, sizes, mtimes) has not changed for
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Entry:
     priority: int = 0
     ready: bool = False
     ready_at: float | None = None
+    priority_read: bool = False
 
 
 class InboxScanner:
@@ -61,8 +63,8 @@ class InboxScanner:
             except FileNotFoundError:
                 continue
             seen.add(name)
-            is_dir = dirent.is_dir(follow_symlinks=False)
-            signature = tree_signature(Path(dirent.path), self.max_entries)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            signature = tree_signature(dirent.path, self.max_entries, st)
             entry = self.entries.get(name)
             if entry is None or entry.signature != signature or entry.is_dir != is_dir:
                 entry = Entry(name, is_dir, signature, now, entry.first_seen if entry else now, st.st_mtime)
@@ -70,8 +72,10 @@ class InboxScanner:
             entry.ready = self._is_ready(entry, now)
             if entry.ready and entry.ready_at is None:
                 entry.ready_at = now
-            if entry.ready and entry.is_dir:
+            if entry.ready and entry.is_dir and not entry.priority_read:
+                # job.toml is part of the signature: if it changes, the entry is new again.
                 entry.priority = peek_priority(self.inbox / name)
+                entry.priority_read = True
         for gone in set(self.entries) - seen:
             del self.entries[gone]
         ready = [e for e in self.entries.values() if e.ready]

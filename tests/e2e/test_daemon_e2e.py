@@ -131,6 +131,10 @@ def test_jobs_end_in_done_or_failed(root: Path, tmp_path: Path, daemons: list[Da
             assert np.isfinite(np.stack([vertex[p] for p in ("x", "y", "z", "opacity")])).all()
             assert image["sha256"] == sha(job / "input" / image["source"])
             assert set(image["timings"]) >= {"decode", "inference", "postprocess", "write_ply", "write_splat"}
+            preview = job / image["outputs"]["preview"]["path"]
+            assert preview.read_bytes().startswith(b"\x89PNG")
+        page = (job / "index.html").read_text()
+        assert all(i["outputs"]["ply"]["path"] in page for i in result["images"])
         lines = [json.loads(x) for x in (job / "job.log").read_text().splitlines()]
         assert lines and all(x["job_id"] == job.name for x in lines)
 
@@ -265,7 +269,7 @@ def test_job_toml_chooses_every_format(root: Path, daemons: list[Daemon]) -> Non
     assert d.wait() == 0, d.text()
     (done,) = jobs(root, "done")
     (image,) = json.loads((done / "result.json").read_text())["images"]
-    assert sorted(image["outputs"]) == ["glb", "image", "ply", "splat", "spz"]
+    assert sorted(image["outputs"]) == ["glb", "image", "ply", "preview", "splat", "spz"]
     from sharpmld.formats.registry import FORMATS
 
     for name in ("ply", "splat", "spz", "glb"):
