@@ -42,7 +42,7 @@ def photo_folder(root: Path, name: str, count: int, broken: int = 0) -> None:
     folder = root / "inbox" / name
     folder.mkdir(parents=True)
     for i in range(count):
-        rgb = (np.random.default_rng(i).random((48, 64, 3)) * 255).astype(np.uint8)
+        rgb = (np.random.default_rng([len(name), i]).random((48, 64, 3)) * 255).astype(np.uint8)
         corpus.write_png(folder / f"p{i}.png", rgb)
     for i in range(broken):
         corpus.write_truncated_jpeg(folder / f"bad{i}.jpg")
