@@ -1,0 +1,64 @@
+"""The benchmark suite itself works: ``python -m bench --quick`` runs every benchmark.
+
+No timing is asserted here (this machine is shared and timings vary); the fast paths'
+correctness is asserted by their own tests. This only proves that the suite runs end to end,
+exits 0 and records every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import FIGURES, GROUPS
+from tests.support import harness
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_quick_suite_runs_and_records_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=harness.REPO,
+        env=harness.env(),
+        timeout=200,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(out.read_text())
+    assert results["mode"] == "quick"
+    assert set(results["machine"]) >= {"cpu", "cores", "ram_gib", "python", "torch", "numpy"}
+    figures = results["figures"]
+    assert list(figures) == list(FIGURES)
+    for name, figure in figures.items():
+        assert "error" not in figure, (name, figure["error"])
+        assert figure["group"] in GROUPS and name in GROUPS[figure["group"]]
+        for key in ("value", "unit", "baseline", "ratio", "target", "passed"):
+            assert key in figure, (name, key)
+        # Cold loads need root and a full run; every other figure is a real number.
+        if name != "worker_ready_cold":
+            assert isinstance(figure["value"], int | float) and math.isfinite(figure["value"]), name
+    assert "| figure |" in proc.stdout
+    # The byte-identity checks of the fast writers against their baselines held.
+    assert figures["splat_write"]["extra"]["byte_identical_subset"] is True
+    assert figures["ply_write"]["extra"]["byte_identical_to_baseline"] is True
+
+
+def test_unknown_group_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=harness.REPO,
+        env=harness.env(),
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "unknown group" in proc.stderr
