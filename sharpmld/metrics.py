@@ -51,6 +51,8 @@ class Metrics(Observer):
         self.port: int | None = None
         self._server: Any = None
         self._stop = threading.Event()
+        self._job_counts = _JobCounts()
+        self._finished_bytes = _FinishedBytes()
 
         self.jobs_claimed = Counter(
             "sharpmld_jobs_claimed_total", "Jobs claimed from the inbox or adopted", registry=r
@@ -178,8 +180,10 @@ class Metrics(Observer):
         """Free space and bytes per state folder (a full walk: kept off the scrape path)."""
         with contextlib.suppress(OSError):
             self.disk_free.set(self.layout.free_bytes())
-        for state in ("inbox", "working", "done", "failed"):
+        for state in ("inbox", "working"):
             self.state_bytes.labels(state=state).set(_tree_bytes(self.layout.state(state)))
+        for state in ("done", "failed"):
+            self.state_bytes.labels(state=state).set(self._finished_bytes.total(self.layout.state(state)))
 
     # -- events ------------------------------------------------------------------------------
 
@@ -190,7 +194,7 @@ class Metrics(Observer):
         self.queue_jobs.labels(state="settling").set(settling)
         self.oldest_waiting.set(oldest_age)
         for state in ("working", "done", "failed"):
-            self.queue_jobs.labels(state=state).set(_count_jobs(self.layout.state(state)))
+            self.queue_jobs.labels(state=state).set(self._job_counts.count(self.layout.state(state)))
 
     def on_claimed(self, run: Any, *, settle_wait: float, queue_wait: float) -> None:
         self.jobs_claimed.inc()
@@ -263,11 +267,57 @@ class Metrics(Observer):
     _watcher_seen = 0
 
 
-def _count_jobs(folder: Path) -> int:
-    try:
-        return sum(1 for name in os.listdir(folder) if is_job_id(name))
-    except FileNotFoundError:
-        return 0
+class _JobCounts:
+    """Job folders per state folder, recounted only when that folder's mtime changes.
+
+    With 10,000 jobs in done/, listing it on every scan is most of an idle daemon's work.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[int, int]] = {}
+
+    def count(self, folder: Path) -> int:
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except FileNotFoundError:
+            return 0
+        cached = self._seen.get(folder)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        count = sum(1 for name in os.listdir(folder) if is_job_id(name))
+        self._seen[folder] = (mtime, count)
+        return count
+
+
+class _FinishedBytes:
+    """Bytes under done/ or failed/: a finished job never changes, so each is walked once
+    (again only if its folder's mtime moves); a removed job simply drops out."""
+
+    def __init__(self) -> None:
+        self._sizes: dict[str, tuple[int, int]] = {}
+
+    def total(self, folder: Path) -> int:
+        total = 0
+        alive: set[str] = set()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            alive.add(entry.path)
+            cached = self._sizes.get(entry.path)
+            if cached is None or cached[0] != mtime:
+                size = _tree_bytes(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else 0
+                cached = self._sizes[entry.path] = (mtime, size)
+            total += cached[1]
+        prefix = str(folder) + os.sep
+        for gone in [p for p in self._sizes if p.startswith(prefix) and p not in alive]:
+            del self._sizes[gone]
+        return total
 
 
 def _size(path: str) -> int:

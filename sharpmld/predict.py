@@ -11,7 +11,7 @@ from sharpmld.config import Config
 def predict(config: Config, image: Path, out_dir: Path, f_px: float | None = None) -> dict[str, Any]:
     """Load the model, run one image, write its outputs into ``out_dir``; returns the entry."""
     from sharpmld.engine.model import load_model
-    from sharpmld.engine.pipeline import decode, infer, write_outputs
+    from sharpmld.engine.pipeline import add_previews, decode, infer, write_outputs
     from sharpmld.engine.protocol import ImageTask, JobRequest
     from sharpmld.runner import output_stem
 
@@ -36,7 +36,9 @@ def predict(config: Config, image: Path, out_dir: Path, f_px: float | None = Non
             },
         }
     ndc = infer(model, decoded.image)
-    entry = write_outputs(decoded, ndc, out_dir, request.formats)
+    entry, gaussians, meta = write_outputs(decoded, ndc, out_dir, request.formats)
+    if config.get("outputs", "previews"):
+        add_previews(entry, gaussians, meta, out_dir, task.stem, int(config.get("outputs", "orbit_frames")))
     return {
         "ok": True,
         "device": str(model.device),

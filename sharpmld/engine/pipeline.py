@@ -7,6 +7,7 @@ the model busy. At most one image waits on each side, which bounds memory.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class Decoded:
     sha256: str = ""
     error: SharpmldError | None = None
     cache_key: str = ""
+    model_input: tuple[Any, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -58,16 +60,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def decode(task: ImageTask, job_dir: Path, req: JobRequest) -> Decoded:
-    """Hash, decode, orient and strip one input; rejections are results, not exceptions."""
+def decode(task: ImageTask, job_dir: Path, req: JobRequest, device: torch.device | None = None) -> Decoded:
+    """Hash, decode, orient and strip one input; rejections are results, not exceptions.
+
+    With ``device``, the model's input tensor is prepared here too, so that the decode-ahead
+    thread, not the model's turn, pays for the conversion and the resize.
+    """
     start = time.perf_counter()
     out = Decoded(task)
     try:
         out.sha256 = sha256_file(Path(task.src))
         out.image = load_image(Path(task.src), max_pixels_side=req.max_pixels_side, f_px_override=req.f_px)
-        images_dir = job_dir / "images"
-        images_dir.mkdir(exist_ok=True)
-        write_working_copy(out.image, images_dir / f"{task.stem}.png")
+        if device is not None:
+            out.model_input = prepare_input(out.image, device)
         if req.cache_dir:
             out.cache_key = cache.image_key(req.cache_salt, pixels_sha256(out.image.rgb), out.image.f_px)
     except ImageRejected as exc:
@@ -79,34 +84,43 @@ def decode(task: ImageTask, job_dir: Path, req: JobRequest) -> Decoded:
 
 
 @torch.no_grad()
-def infer(model: LoadedModel, image: LoadedImage) -> Any:
-    """SHARP's pre-processing and forward pass, as ml-sharp's ``predict_image`` does them."""
-    device = model.device
+def prepare_input(image: LoadedImage, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """SHARP's pre-processing, as ml-sharp's ``predict_image`` does it: RGB in [0, 1], resized
+    bilinearly (align_corners) to 1536 x 1536, and ``disparity_factor = f_px / width``."""
     pixels = torch.from_numpy(np.array(image.rgb, dtype=np.uint8, order="C", copy=True)).to(device)
     tensor = pixels.permute(2, 0, 1).float().div_(255.0)[None]
     resized = F.interpolate(tensor, size=(INTERNAL_SIZE, INTERNAL_SIZE), mode="bilinear", align_corners=True)
     disparity_factor = torch.tensor([image.f_px / image.width], dtype=torch.float32, device=device)
+    return resized, disparity_factor
+
+
+@torch.no_grad()
+def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | None = None) -> Any:
+    """The forward pass, on the input ``decode`` prepared (or preparing it now)."""
+    resized, disparity_factor = prepared or prepare_input(image, model.device)
     return model.module(resized, disparity_factor)
 
 
 def write_outputs(
-    decoded: Decoded,
-    ndc: Any,
-    job_dir: Path,
-    formats: list[str],
-    *,
-    previews: bool = False,
-    orbit_frames: int = 0,
-) -> dict[str, Any]:
-    """Unproject, check and write every format; returns the image's entry for result.json."""
+    decoded: Decoded, ndc: Any, job_dir: Path, formats: list[str]
+) -> tuple[dict[str, Any], Gaussians, SceneMeta]:
+    """Unproject, check and write every format and the working copy.
+
+    Returns the image's entry for result.json, and the Gaussians and camera for previews.
+    """
     assert decoded.image is not None
     img = decoded.image
+    images_dir = job_dir / "images"
+    images_dir.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    write_working_copy(img, images_dir / f"{decoded.task.stem}.png")
+    copy_seconds = time.perf_counter() - t0
     start = time.perf_counter()
     gaussians = unproject(ndc, img.f_px, img.width, img.height)
     _check_finite(gaussians)
     meta = SceneMeta(f_px=img.f_px, width=img.width, height=img.height)
     records = to_vertex_records(gaussians)
-    timings = {"postprocess": time.perf_counter() - start}
+    timings = {"postprocess": time.perf_counter() - start, "write_image": copy_seconds}
     outputs: dict[str, Any] = {}
     for name in formats:
         fmt = FORMATS[name]
@@ -116,17 +130,8 @@ def write_outputs(
         crashpoint("output_written")
         timings[f"write_{name}"] = time.perf_counter() - t0
         outputs[name] = describe(path, job_dir)
-    if previews:
-        t0 = time.perf_counter()
-        try:
-            outputs.update(write_previews(gaussians, meta, job_dir, decoded.task.stem, orbit_frames))
-        except OSError:
-            raise  # a full disk is handled like for any other output
-        except Exception as exc:  # a preview is a convenience: never lose the image over it
-            outputs["preview_error"] = {"message": f"preview failed: {exc}"}
-        timings["previews"] = time.perf_counter() - t0
-    outputs["image"] = describe(job_dir / "images" / f"{decoded.task.stem}.png", job_dir)
-    return {
+    outputs["image"] = describe(images_dir / f"{decoded.task.stem}.png", job_dir)
+    entry = {
         "gaussians": len(gaussians),
         "width": img.width,
         "height": img.height,
@@ -137,6 +142,22 @@ def write_outputs(
         "outputs": outputs,
         "timings": timings,
     }
+    return entry, gaussians, meta
+
+
+def add_previews(
+    entry: dict[str, Any], g: Gaussians, meta: SceneMeta, job_dir: Path, stem: str, orbit_frames: int
+) -> None:
+    """Render the previews into ``entry``; a failed preview is noted, never fatal (but a full
+    disk raises, as for any output)."""
+    t0 = time.perf_counter()
+    try:
+        entry["outputs"].update(write_previews(g, meta, job_dir, stem, orbit_frames))
+    except OSError:
+        raise
+    except Exception as exc:  # a preview is a convenience: never lose the image over it
+        entry["outputs"]["preview_error"] = {"message": f"preview failed: {exc}"}
+    entry["timings"]["previews"] = time.perf_counter() - t0
 
 
 def _check_finite(g: Gaussians) -> None:
@@ -158,28 +179,33 @@ def describe(path: Path, job_dir: Path) -> dict[str, Any]:
 
 
 def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
-    """Process every image of ``req``, emitting ``image_started`` / ``image_done`` events."""
+    """Process every image of ``req``, emitting ``image_started`` / ``image_done`` events.
+
+    Three threads besides this one's model calls: decode ahead (one image), write behind
+    (one image), and previews (at most one running and one waiting), so memory stays bounded
+    and the model waits for none of them.
+    """
     job_dir = Path(req.job_dir)
     tasks = videos.expand(req, emit) if any(t.kind == "video" for t in req.images) else req.images
-    with ThreadPoolExecutor(1, "decode") as decoder, ThreadPoolExecutor(1, "write") as writer:
-        ahead: Future[Decoded] | None = decoder.submit(decode, tasks[0], job_dir, req) if tasks else None
-        behind: Future[None] | None = None
+    pending: list[Future[None]] = []
+    with (
+        ThreadPoolExecutor(1, "decode") as decoder,
+        ThreadPoolExecutor(1, "write") as writer,
+        ThreadPoolExecutor(1, "preview") as previewer,
+    ):
+
+        def ahead_of(i: int) -> Future[Decoded] | None:
+            return decoder.submit(decode, tasks[i], job_dir, req, model.device) if i < len(tasks) else None
+
+        ahead = ahead_of(0)
+        behind: Future[Future[None] | None] | None = None
         for index, task in enumerate(tasks):
             assert ahead is not None
             decoded = ahead.result()
-            nxt = index + 1
-            ahead = decoder.submit(decode, tasks[nxt], job_dir, req) if nxt < len(tasks) else None
+            ahead = ahead_of(index + 1)
             base = {"job_id": req.job_id, "rel": task.rel, "index": index}
             if decoded.error is not None or decoded.image is None:
-                emit(
-                    {
-                        "ev": "image_done",
-                        **base,
-                        "ok": False,
-                        "sha256": decoded.sha256,
-                        "error": _error_dict(decoded.error),
-                    }
-                )
+                emit(_failed(base, decoded, _error_dict(decoded.error)))
                 continue
             hit = (
                 cache.lookup(Path(req.cache_dir), decoded.cache_key)
@@ -194,64 +220,82 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
             emit({"ev": "image_started", **base})
             t0 = time.perf_counter()
             try:
-                ndc = infer(model, decoded.image)
+                ndc = infer(model, decoded.image, decoded.model_input)
             except Exception as exc:  # the model refusing one image must not end the job
-                emit(
-                    {
-                        "ev": "image_done",
-                        **base,
-                        "ok": False,
-                        "sha256": decoded.sha256,
-                        "error": {"code": "model_error", "message": f"the model failed: {exc}"},
-                    }
-                )
+                emit(_failed(base, decoded, {"code": "model_error", "message": f"the model failed: {exc}"}))
                 continue
+            decoded.model_input = None
             decoded.timings["inference"] = time.perf_counter() - t0
             if behind is not None:
-                behind.result()
-            behind = writer.submit(_finish_image, decoded, ndc, job_dir, req, base, emit)
+                _keep(pending, behind.result())
+            behind = writer.submit(_finish_image, decoded, ndc, job_dir, req, base, emit, previewer)
         if behind is not None:
-            behind.result()
+            _keep(pending, behind.result())
+        for future in pending:
+            future.result()
     emit({"ev": "job_done", "job_id": req.job_id})
 
 
-def _finish_image(
-    decoded: Decoded, ndc: Any, job_dir: Path, req: JobRequest, base: dict[str, Any], emit: Emit
-) -> None:
-    try:
-        entry = write_outputs(
-            decoded, ndc, job_dir, req.formats, previews=req.previews, orbit_frames=req.orbit_frames
-        )
-    except OSError as exc:
-        import errno
+def _keep(pending: list[Future[None]], future: Future[None] | None) -> None:
+    """Track a preview in flight; wait for older ones so at most two are outstanding."""
+    if future is not None:
+        pending.append(future)
+    while len(pending) > 2:
+        pending.pop(0).result()
 
-        code = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EFBIG: "output_too_large"}.get(
-            exc.errno or 0, "write_failed"
-        )
-        emit(
-            {
-                "ev": "image_done",
-                **base,
-                "ok": False,
-                "sha256": decoded.sha256,
-                "error": {"code": code, "message": f"writing the outputs failed: {exc}"},
-            }
-        )
-        return
+
+def _failed(base: dict[str, Any], decoded: Decoded, error: dict[str, Any]) -> dict[str, Any]:
+    return {"ev": "image_done", **base, "ok": False, "sha256": decoded.sha256, "error": error}
+
+
+def _write_error(exc: OSError) -> dict[str, Any]:
+    code = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EFBIG: "output_too_large"}
+    return {"code": code.get(exc.errno or 0, "write_failed"), "message": f"writing the outputs failed: {exc}"}
+
+
+def _finish_image(
+    decoded: Decoded,
+    ndc: Any,
+    job_dir: Path,
+    req: JobRequest,
+    base: dict[str, Any],
+    emit: Emit,
+    previewer: ThreadPoolExecutor,
+) -> Future[None] | None:
+    """Write one image's outputs (write-behind thread); hand its previews on, if any."""
+    try:
+        entry, gaussians, meta = write_outputs(decoded, ndc, job_dir, req.formats)
+    except OSError as exc:
+        emit(_failed(base, decoded, _write_error(exc)))
+        return None
     except Exception as exc:
-        emit(
-            {
-                "ev": "image_done",
-                **base,
-                "ok": False,
-                "sha256": decoded.sha256,
-                "error": _error_dict(exc),
-            }
-        )
-        return
+        emit(_failed(base, decoded, _error_dict(exc)))
+        return None
     entry["timings"] = {**decoded.timings, **entry["timings"]}
     if decoded.cache_key:
         entry.update(cached=False, cache_key=decoded.cache_key)
+    if not req.previews:
+        emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
+        return None
+    return previewer.submit(_preview_image, decoded, entry, gaussians, meta, job_dir, req, base, emit)
+
+
+def _preview_image(
+    decoded: Decoded,
+    entry: dict[str, Any],
+    gaussians: Gaussians,
+    meta: SceneMeta,
+    job_dir: Path,
+    req: JobRequest,
+    base: dict[str, Any],
+    emit: Emit,
+) -> None:
+    """Render one image's previews (preview thread), then report the image done."""
+    try:
+        add_previews(entry, gaussians, meta, job_dir, decoded.task.stem, req.orbit_frames)
+    except OSError as exc:
+        emit(_failed(base, decoded, _write_error(exc)))
+        return
     emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
 
 

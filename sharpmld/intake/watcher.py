@@ -24,6 +24,17 @@ class _Poke(FileSystemEventHandler):  # type: ignore[misc]
             self._poke()
 
 
+def _unpair_moves() -> None:
+    """On Linux, watchdog holds each "moved out" event for half a second to pair it with its
+    "moved in" half. We only need "something changed", and that half second, spent on the
+    daemon's own claim renames, would delay noticing the next drop. Not pairing is harmless."""
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # not Linux, or another watchdog layout: nothing to tune
+        return
+    InotifyMoveEventGrouper.delay = 0.0
+
+
 class InboxWatcher:
     """Runs a watchdog observer on the inbox and calls ``poke`` on every change."""
 
@@ -37,6 +48,7 @@ class InboxWatcher:
     def start(self) -> None:
         """Start (or restart) observing; a failure leaves the periodic scan to do the work."""
         self.stop()
+        _unpair_moves()
         observer: Any = PollingObserver(timeout=1.0) if self.polling else Observer()
         observer.schedule(_Poke(self.poke), str(self.inbox), recursive=True)
         observer.daemon = True

@@ -49,7 +49,7 @@ def test_ply_and_splat_hold_the_unprojected_model_output(tmp_path: Path, checkpo
     decoded = decode(request.images[0], out, request)
     assert decoded.image is not None and decoded.error is None
     ndc = infer(model, decoded.image)
-    entry = write_outputs(decoded, ndc, out, ["ply", "splat"])
+    entry, _, _ = write_outputs(decoded, ndc, out, ["ply", "splat"])
 
     img = decoded.image
     f = img.f_px
