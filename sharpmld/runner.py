@@ -319,6 +319,7 @@ class JobRun:
             outputs = {
                 name: {**item, "rel": item["path"], "path": str(final / item["path"])}
                 for name, item in image.get("outputs", {}).items()
+                if "path" in item  # e.g. a preview that failed has none
             }
             entry = {k: v for k, v in image.items() if k not in ("outputs", "timings", "source")}
             entry.update(job_id=self.job.job_id, stem=stems[image["source"]], outputs=outputs)

@@ -130,6 +130,7 @@ def write_outputs(
         crashpoint("output_written")
         timings[f"write_{name}"] = time.perf_counter() - t0
         outputs[name] = describe(path, job_dir)
+        _check_size(name, outputs[name]["bytes"], len(gaussians))
     outputs["image"] = describe(images_dir / f"{decoded.task.stem}.png", job_dir)
     entry = {
         "gaussians": len(gaussians),
@@ -158,6 +159,19 @@ def add_previews(
     except Exception as exc:  # a preview is a convenience: never lose the image over it
         entry["outputs"]["preview_error"] = {"message": f"preview failed: {exc}"}
     entry["timings"]["previews"] = time.perf_counter() - t0
+
+
+# Bytes per Gaussian of the fixed-size formats, and the most their header may add.
+_RECORD_BYTES = {"ply": (56, 4096), "splat": (32, 0)}
+
+
+def _check_size(fmt: str, size: int, count: int) -> None:
+    """A written file must hold exactly ``count`` records (the formats that make this easy)."""
+    if fmt not in _RECORD_BYTES:
+        return
+    per, header = _RECORD_BYTES[fmt]
+    if not 0 <= size - per * count <= header:
+        raise OutputInvalid(f"the .{fmt} written holds {size} bytes, not {count} Gaussians' worth")
 
 
 def _check_finite(g: Gaussians) -> None:
