@@ -338,8 +338,10 @@ class Daemon:
     def _on_worker_event(self, event: dict[str, Any], now: float) -> None:
         kind = event.get("ev")
         run = self.current
-        if kind in ("ready", "unavailable", "worker_lost"):
+        if kind in ("ready", "unavailable", "worker_lost", "worker_recycled"):
             self.events.on_worker(event)
+        if kind == "worker_recycled":
+            self.log.info("worker recycled", images=event.get("images"))
         if kind == "ready":
             info = self.supervisor.info
             self.engine_message = ""

@@ -248,6 +248,9 @@ class Metrics(Observer):
             self.worker_device.labels(device=device).set(1)
             self.model_load.set(float(event.get("load_seconds", 0.0)))
             self._build(torch=str(event.get("torch", "")), device=device)
+        elif kind == "worker_recycled":
+            self.worker_ready.set(0)
+            self.worker_restarts.labels(reason="recycle").inc()
         elif kind in ("unavailable", "worker_lost"):
             self.worker_ready.set(0)
             self.worker_mps.set(0)

@@ -55,7 +55,7 @@ class Supervisor:
         self.state = STOPPED
         self.info = WorkerInfo()
         self.unavailable_reason = ""
-        self.restarts: dict[str, int] = {}
+        self._notices: list[dict[str, Any]] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._events_fd: int | None = None
         self._reader = LineReader()
@@ -171,6 +171,8 @@ class Supervisor:
                     events.append(self._on_event(decode(line), now))
         if eof:
             events.append(self._on_exit(now))
+        events.extend(self._notices)
+        self._notices.clear()
         return events
 
     def _on_event(self, event: dict[str, Any], now: float) -> dict[str, Any]:
@@ -262,7 +264,6 @@ class Supervisor:
         was_busy = self.state == BUSY
         if not already_reaped:
             self._reap(force=True)
-        self.restarts[reason] = self.restarts.get(reason, 0) + 1
         self._crashes += 1
         self.state = BACKOFF
         self._next_start = now + min(MAX_BACKOFF, 2.0 ** min(self._crashes - 1, 6))
@@ -270,7 +271,7 @@ class Supervisor:
 
     def _recycle(self, now: float) -> None:
         self.stop(grace=10.0)
-        self.restarts["recycle"] = self.restarts.get("recycle", 0) + 1
+        self._notices.append({"ev": "worker_recycled", "images": self._images_served})
         self._images_served = 0
         self.state = STOPPED
         self._next_start = now

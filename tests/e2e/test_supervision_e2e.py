@@ -142,3 +142,18 @@ def test_second_term_stops_at_once(root: Path, checkpoint: Path, daemons: list) 
     assert time.monotonic() - started < 15
     assert (root / "inbox" / "long").is_dir()
     assert os.listdir(root / "working") == []
+
+
+def test_worker_is_recycled_after_its_image_quota(root: Path, checkpoint: Path, daemons: list) -> None:
+    harness.write_config(root, checkpoint, worker={"max_images_per_worker": 2})
+    drop(root, "three", count=3)
+    d = Daemon(root)
+    daemons.append(d)
+    wait_for(lambda: jobs(root, "done"), 60, lambda: d.text()[-2000:])
+    drop(root, "after", count=1, corner=(10, 20, 30))
+    wait_for(lambda: len(jobs(root, "done")) == 2, 60, lambda: d.text()[-2000:])
+    (recycled,) = d.logged("worker recycled")
+    assert recycled["images"] == 3
+    assert len(d.logged("engine ready")) == 2  # a fresh worker served the next job
+    assert not d.logged("worker lost")
+    assert d.stop() == 0
