@@ -272,7 +272,7 @@ class Daemon:
                 self.log.info("removing an unfinished claim", path=str(path))
                 recovery.release(path)
                 continue
-            job = recovery.adopt(path, self.owner)
+            job = recovery.adopt(path, self.owner, lease_timeout=timeout)
             if job is None:
                 continue
             self.log.info(

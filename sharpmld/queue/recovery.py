@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sharpmld import fsio
+from sharpmld.faults import crashpoint
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import (
     INPUT_DIR,
@@ -59,7 +60,7 @@ def has_input(path: Path) -> bool:
     return record.source == "folder" or any(input_dir.iterdir())
 
 
-def adopt(path: Path, owner: Owner) -> Job | None:
+def adopt(path: Path, owner: Owner, *, lease_timeout: float) -> Job | None:
     """Take over an orphaned job, or return None if another daemon got it first."""
     try:
         job = Job.load(path)
@@ -67,7 +68,15 @@ def adopt(path: Path, owner: Owner) -> Job | None:
         return None
     except (OSError, ValueError):
         job = Job(path, JobRecord(path.name, path.name, "folder", host="unknown"))
-    marker = path / f"{ADOPT_PREFIX}{job.record.attempts}-{len(job.record.history)}"
+    # One marker per dead owner taken over from: daemons racing to adopt from the same owner
+    # collide on it (O_EXCL picks one); a later adoption, from whoever adopted last and died
+    # too, gets a fresh name. (Naming it after the job's attempts was wrong: an adopter that
+    # died before charging an attempt left a marker that blocked every later adoption.)
+    gone = read_lease(path)
+    if not owner_is_gone(gone, lease_timeout=lease_timeout):
+        return None  # someone adopted it since it was found, and is alive
+    who = f"{gone.owner.host}-{gone.owner.pid}-{gone.owner.started:.0f}" if gone else "unleased"
+    marker = path / fsio.fit_name(f"{ADOPT_PREFIX}{who}")
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
@@ -76,6 +85,7 @@ def adopt(path: Path, owner: Owner) -> Job | None:
         return None
     os.close(fd)
     write_lease(path, owner)
+    crashpoint("adopted")
     clean_outputs(path)
     return job
 

@@ -18,7 +18,15 @@ from tests.intake import corpus
 from tests.support import harness
 from tests.support.harness import Daemon, jobs, wait_for
 
-CRASHPOINTS = ("claim_prepared", "claimed", "dispatched", "output_written", "finishing", "finished")
+CRASHPOINTS = (
+    "claim_prepared",
+    "claimed",
+    "adopted",
+    "dispatched",
+    "output_written",
+    "finishing",
+    "finished",
+)
 
 
 def sha(path: Path) -> str:

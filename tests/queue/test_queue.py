@@ -103,9 +103,9 @@ def test_recovery_adopts_each_orphan_once_and_cleans_outputs(layout: Layout) -> 
     (job.path / "a.ply").write_bytes(b"partial")
     orphans = list(recovery.find_orphans(layout, lease_timeout=60))
     assert orphans == [job.path]
-    adopted = recovery.adopt(job.path, Owner.current())
+    adopted = recovery.adopt(job.path, Owner.current(), lease_timeout=60)
     assert adopted is not None
-    assert recovery.adopt(job.path, Owner.current()) is None  # a second adopter loses
+    assert recovery.adopt(job.path, Owner.current(), lease_timeout=60) is None  # a second adopter loses
     assert not (job.path / "a.ply").exists()
     assert (job.input_dir / "a.png").read_bytes() == b"a"
     assert list(recovery.find_orphans(layout, lease_timeout=60)) == []
@@ -138,3 +138,22 @@ def test_retention_sweeps_only_old_finished_jobs(layout: Layout) -> None:
     assert (layout.working / "20260101T000000Z-old-aaaa").exists()
     assert (layout.inbox / "20260101T000000Z-old-aaaa").exists()
     assert retention.sweep(layout, done_days=0, failed_days=0) == []
+
+
+def test_a_job_survives_adopters_that_die_before_doing_anything(layout: Layout) -> None:
+    """Claimed, owner dies; adopted, adopter dies before charging an attempt; adopted again."""
+    (layout.inbox / "j").mkdir()
+    (layout.inbox / "j" / "a.png").write_bytes(b"a")
+    host = Owner.current().host
+    job = claim(layout, "j", Owner(host, 2**22 + 21, 1.0))
+    assert job is not None
+    first = recovery.adopt(
+        job.path, Owner(host, 2**22 + 22, 2.0), lease_timeout=60
+    )  # this adopter "dies" too
+    assert first is not None
+    (path,) = recovery.find_orphans(layout, lease_timeout=60)
+    second = recovery.adopt(path, Owner.current(), lease_timeout=60)
+    assert second is not None, "a marker left by a dead adopter must not block the next one"
+    assert (
+        recovery.adopt(path, Owner.current(), lease_timeout=60) is None
+    )  # but two live adopters never both win
