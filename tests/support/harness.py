@@ -118,12 +118,17 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def worker_pid(self) -> int:
-        ready = self.wait_logged("engine ready")
-        del ready
-        status = json.loads(
-            next((self.root / ".sharpmld").glob(f"daemon-*-{self.proc.pid}.json")).read_text()
-        )
-        assert status["engine"] in ("ready", "busy")
+        """The worker's pid, once the daemon's status file says the engine is up."""
+
+        def engine_up() -> bool:
+            for path in (self.root / ".sharpmld").glob(f"daemon-*-{self.proc.pid}.json"):
+                try:
+                    return json.loads(path.read_text())["engine"] in ("ready", "busy")
+                except (OSError, ValueError, KeyError):
+                    return False
+            return False
+
+        wait_for(engine_up, 60, lambda: f"the engine to be ready\n{self.text()[-2000:]}")
         return int(self._child_pids()[0])
 
     def _child_pids(self) -> list[int]:
