@@ -177,8 +177,12 @@ def _domain() -> str:
     return f"gui/{os.getuid()}"
 
 
-def _launchctl() -> str | None:
-    return shutil.which("launchctl")
+def _launchctl(action: str, err: TextIO, config: Config | None = None) -> str | None:
+    """The launchctl binary, or None after telling the person why ``action`` cannot run here."""
+    tool = shutil.which("launchctl")
+    if tool is None:
+        err.write(no_launchd_message(action, config))
+    return tool
 
 
 def _not_loaded(result: subprocess.CompletedProcess[str]) -> bool:
@@ -228,9 +232,8 @@ def install(
 ) -> int:
     """Write the agent's plist and (re)load it with ``launchctl bootstrap gui/$UID``."""
     out, err = out or sys.stdout, err or sys.stderr
-    launchctl = _launchctl()
+    launchctl = _launchctl("install", err, config)
     if launchctl is None:
-        err.write(no_launchd_message("install", config))
         return RET_FAILURE
     if sys.platform == "darwin" and os.geteuid() == 0:
         err.write(
@@ -281,9 +284,8 @@ def uninstall(
 ) -> int:
     """Stop and unload the agent (``launchctl bootout``) and remove its plist."""
     out, err = out or sys.stdout, err or sys.stderr
-    launchctl = _launchctl()
+    launchctl = _launchctl("uninstall", err)
     if launchctl is None:
-        err.write(no_launchd_message("uninstall"))
         return RET_FAILURE
     target = plist_path(label)
     service = f"{_domain()}/{label}"
@@ -308,9 +310,8 @@ def status(
 ) -> int:
     """Whether the agent is loaded, its state, pid and last exit code (``launchctl print``)."""
     out, err = out or sys.stdout, err or sys.stderr
-    launchctl = _launchctl()
+    launchctl = _launchctl("status", err)
     if launchctl is None:
-        err.write(no_launchd_message("status"))
         return RET_FAILURE
     target = plist_path(label)
     service = f"{_domain()}/{label}"
@@ -345,9 +346,8 @@ def restart(
 ) -> int:
     """Stop the running daemon gracefully and start it again (``launchctl kickstart -k``)."""
     out, err = out or sys.stdout, err or sys.stderr
-    launchctl = _launchctl()
+    launchctl = _launchctl("restart", err)
     if launchctl is None:
-        err.write(no_launchd_message("restart"))
         return RET_FAILURE
     service = f"{_domain()}/{label}"
     result = runner([launchctl, "kickstart", "-k", service])
