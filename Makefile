@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check sharpmld tests bench
 	$(BIN)/ruff format --check sharpmld tests bench
+	$(BIN)/lint-imports
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -1,4 +1,4 @@
-"""The plain reference for `sharpmld.engine.geometry`: what ml-sharp does, slowly and in float64.
+"""The plain reference for `sharpmld.worker.geometry`: what ml-sharp does, slowly and in float64.
 
 Every covariance M R S² Rᵀ Mᵀ is built in float64 and decomposed with `torch.linalg.svd` on the
 CPU, flipping the last column where det(U) < 0 so the result is a proper rotation; rotations
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sharpmld.engine.geometry import NdcGaussiansLike, unprojection_matrix
 from sharpmld.formats.gaussians import Gaussians
+from sharpmld.worker.geometry import NdcGaussiansLike, unprojection_matrix
 
 
 def reference_rotations(quaternions: Tensor) -> Tensor:
@@ -73,7 +73,7 @@ def reference_transform(
 
 
 def reference_unproject(ndc: NdcGaussiansLike, f_px: float, width: int, height: int) -> Gaussians:
-    """`sharpmld.engine.geometry.unproject`, the slow float64 SVD way."""
+    """`sharpmld.worker.geometry.unproject`, the slow float64 SVD way."""
 
     def flat(t: Tensor, k: int) -> np.ndarray:
         return np.ascontiguousarray(t.detach().reshape(-1, k).to("cpu", torch.float32).numpy())

@@ -16,9 +16,9 @@ from PIL import Image
 from bench.common import MB, Figure, median, percentile, timed
 from bench.fixtures import DaemonProcess, done_root, fill_inbox, parse_time, session_dir
 from bench.photos import photo
-from sharpmld.config import load as load_config
+from sharpmld.core.config import load as load_config
 from sharpmld.intake.scanner import InboxScanner
-from sharpmld.metrics import Metrics
+from sharpmld.observers.metrics import Metrics
 from sharpmld.queue import recovery, retention
 from sharpmld.queue.layout import Layout
 

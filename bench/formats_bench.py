@@ -9,10 +9,10 @@ from pathlib import Path
 from bench.baseline_formats import splat_per_row, write_ply_conventional, write_splat_per_row
 from bench.common import MB, SHARP_GAUSSIANS, Figure, median, timed
 from bench.scene import F_PX, HEIGHT, WIDTH, ndc_scene
-from sharpmld.engine.geometry import unproject
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import to_vertex_records, write_ply
 from sharpmld.formats.splat import RECORD_SIZE, splat_bytes, write_splat
+from sharpmld.worker.geometry import unproject
 
 SPLAT_TARGET_SECONDS = 0.6
 SPLAT_TARGET_MEMORY = 2.0  # × output size

@@ -8,8 +8,8 @@ import torch
 from bench.baseline_geometry import reference_rotations, reference_unproject
 from bench.common import SHARP_GAUSSIANS, Figure, median, timed
 from bench.scene import F_PX, HEIGHT, WIDTH, ndc_scene
-from sharpmld.engine.geometry import unproject
 from sharpmld.formats.gaussians import Gaussians
+from sharpmld.worker.geometry import unproject
 
 TARGET_RATIO = 10.0
 TARGET_COV_ERROR = 1e-5

@@ -126,7 +126,7 @@ def measure(method: str, checkpoint: Path, forward: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     import torch
 
-    from sharpmld.engine.model import load_model
+    from sharpmld.worker.model import load_model
 
     _define()
     out: dict[str, Any] = {"import_s": time.perf_counter() - t0, "rss_after_import_mb": _status_mb("VmRSS")}

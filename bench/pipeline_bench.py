@@ -19,9 +19,9 @@ from typing import Any
 from bench.common import Figure, median
 from bench.photos import write_photos
 from bench.sleepy_model import SIDE_ENV, SLEEP_ENV, write_checkpoint
-from sharpmld.engine.model import LoadedModel, load_model
-from sharpmld.engine.pipeline import decode, infer, run_job, write_outputs
-from sharpmld.engine.protocol import ImageTask, JobRequest
+from sharpmld.protocol import ImageTask, JobRequest
+from sharpmld.worker.model import LoadedModel, load_model
+from sharpmld.worker.pipeline import decode, infer, run_job, write_outputs
 
 TARGET_FACTOR = 1.05
 FORMATS = ["ply", "splat"]

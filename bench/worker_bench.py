@@ -4,7 +4,7 @@ Each load runs in a fresh process (``python -m bench.large_model measure``) so r
 peaks (VmHWM) belong to that load alone. "Cold" drops the page cache first (as root); "warm"
 reads the checkpoint once beforehand. ``ready`` is the time from just before building the
 model to a model ready to run; the interpreter and ``import torch`` are reported apart, and the
-full worker start (``python -m sharpmld.engine.worker_main`` until its "ready" event) too.
+full worker start (``python -m sharpmld.worker.main`` until its "ready" event) too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common import MB, REPO, Figure, bench_env, drop_caches, median, run_python
 from bench.large_model import MB_ENV, WIDTH_ENV, write_checkpoint
-from sharpmld.engine.protocol import EVENT_FD_ENV
+from sharpmld.protocol import EVENT_FD_ENV
 
 TARGET_READY_SECONDS = 1.5
 TARGET_RSS_RATIO = 1.2
@@ -71,7 +71,7 @@ def worker_start(checkpoint: Path, env: dict[str, str], cold: bool) -> dict[str,
     }
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sharpmld.engine.worker_main", json.dumps(settings)],
+        [sys.executable, "-m", "sharpmld.worker.main", json.dumps(settings)],
         stdin=subprocess.PIPE,
         pass_fds=(write_fd,),
         env={**env, EVENT_FD_ENV: str(write_fd)},
@@ -216,7 +216,7 @@ def run(quick: bool) -> list[Figure]:
         Figure(
             name="worker_start_full",
             group="worker",
-            title="full worker start: python -m sharpmld.engine.worker_main → ready event (warm)",
+            title="full worker start: python -m sharpmld.worker.main → ready event (warm)",
             value=start_wall,
             unit="s",
             baseline=import_s + conv["ready_s"],

@@ -2,6 +2,6 @@
 
 import sys
 
-from sharpmld.cli import main
+from sharpmld.cli.main import main
 
 sys.exit(main())

@@ -22,9 +22,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sharpmld.daemon.jobrun import output_stem
 from sharpmld.intake.scanner import STALE_IN_PROGRESS, InboxScanner
 from sharpmld.queue.jobid import MAX_SLUG, is_job_id, new_job_id, slug
-from sharpmld.runner import output_stem
 
 SAFE_COMPONENT = re.compile(r"[A-Za-z0-9._-]+")
 STEM_MAX_BYTES = 226  # 255 - len(".sharpmld-tmp-xxxxxxxx-") - len(".splat")

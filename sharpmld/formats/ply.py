@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 from plyfile import PlyData, PlyParseError
 
+from sharpmld.core.fsio import atomic_writer
 from sharpmld.formats.gaussians import F32, Gaussians, SceneMeta
-from sharpmld.fsio import atomic_writer
 
 SH_C0 = 0.28209479177387814
 """Zeroth-order spherical-harmonic constant sqrt(1 / (4π)): DC colour = 0.5 + SH_C0 * f_dc."""

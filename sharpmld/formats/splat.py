@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sharpmld.core.fsio import atomic_writer
 from sharpmld.formats.gaussians import F32, Gaussians
 from sharpmld.formats.ply import SH_C0, VERTEX_DTYPE, VERTEX_PROPERTIES, run_chunked, srgb_to_linear
-from sharpmld.fsio import atomic_writer
 
 SPLAT_DTYPE = np.dtype(
     [

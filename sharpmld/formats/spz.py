@@ -54,9 +54,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sharpmld.core.fsio import atomic_writer
 from sharpmld.formats.gaussians import F32, Gaussians, SceneMeta
 from sharpmld.formats.ply import SH_C0, VERTEX_DTYPE, VERTEX_PROPERTIES, srgb_to_linear
-from sharpmld.fsio import atomic_writer
 
 MAGIC = 0x5053474E
 VERSION = 3

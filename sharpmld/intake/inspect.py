@@ -18,7 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sharpmld.errors import (
+from sharpmld.core.errors import (
     DecodeFailed,
     EmptyFile,
     FileTooLarge,

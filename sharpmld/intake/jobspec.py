@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sharpmld.errors import InvalidJobToml, format_advice
+from sharpmld.core.config import KNOWN_FORMATS
+from sharpmld.core.errors import InvalidJobToml, format_advice
 
 JOB_TOML = "job.toml"
 MAX_BYTES = 64 * 1024
-KNOWN_FORMATS = ("ply", "splat", "spz", "glb")
 
 
 @dataclass(frozen=True)

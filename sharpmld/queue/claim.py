@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from sharpmld import fsio
-from sharpmld.faults import crashpoint
+from sharpmld.core import fsio
+from sharpmld.core.faults import crashpoint
 from sharpmld.queue.jobid import new_job_id
 from sharpmld.queue.layout import INPUT_DIR, Layout
 from sharpmld.queue.lease import Owner, write_lease

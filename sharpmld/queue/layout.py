@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharpmld.errors import ConfigError
+from sharpmld.core.errors import ConfigError
 
 STATES = ("inbox", "working", "done", "failed")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from sharpmld import fsio
+from sharpmld.core import fsio
 from sharpmld.queue.layout import LEASE_FILE
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sharpmld import fsio
+from sharpmld.core import fsio
 from sharpmld.queue.layout import INPUT_DIR, JOB_FILE
 
 

@@ -14,8 +14,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from sharpmld import fsio
-from sharpmld.faults import crashpoint
+from sharpmld.core import fsio
+from sharpmld.core.faults import crashpoint
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import (
     INPUT_DIR,

@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from sharpmld import fsio
-from sharpmld.faults import crashpoint
+from sharpmld.core import fsio
+from sharpmld.core.faults import crashpoint
 from sharpmld.queue.layout import LEASE_FILE, PROGRESS_FILE, Layout
 from sharpmld.queue.record import Job
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests.intake import corpus
 from tests.support.harness import Daemon, jobs, wait_for
-from tests.test_dashboard import ALERTS, EXPECTED_ALERTS, load_alerts, load_dashboard, panel_queries
+from tests.observers.test_dashboard import ALERTS, EXPECTED_ALERTS, load_alerts, load_dashboard, panel_queries
 
 PROMETHEUS = shutil.which("prometheus")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sharpmld.errors import JobTooLarge, TooManyEntries, TooManyImages
+from sharpmld.core.errors import JobTooLarge, TooManyEntries, TooManyImages
 from sharpmld.intake import inspect as insp
 from sharpmld.intake.inspect import (
     BYTES_PER_MB,

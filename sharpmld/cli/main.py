@@ -1,0 +1,233 @@
+"""The ``sharpmld`` command line: ``main(argv)`` returns one of the named exit codes.
+
+Heavy modules (numpy, torch, the daemon) are imported inside the commands that need them, so
+``sharpmld --help`` and ``sharpmld status`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sharpmld import __version__
+from sharpmld.cli.codes import RET_CONFIG, RET_FAILURE, RET_NOT_FOUND, RET_OK
+from sharpmld.core.errors import ConfigError, SharpmldError
+
+
+def _common(p: argparse.ArgumentParser, json_flag: bool = False) -> None:
+    p.add_argument("--root", help="the sharpmld folder (default: $SHARPMLD_ROOT or ~/SharpML)")
+    p.add_argument("--config", help="configuration file (default: <root>/sharpmld.toml)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one sub-command per verb."""
+    parser = argparse.ArgumentParser(
+        prog="sharpmld",
+        description="Turn folders of photos dropped into an inbox into 3D Gaussian splats.",
+    )
+    parser.add_argument("--version", action="version", version=f"sharpmld {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    _common(p)
+    p.add_argument(
+        "--burst", action="store_true", help="exit once the inbox is empty and no job is in flight"
+    )
+
+    p = sub.add_parser("init", help="create the folder tree and a default sharpmld.toml")
+    _common(p)
+    p.add_argument("--force", action="store_true", help="overwrite an existing sharpmld.toml")
+    p.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing (and succeed) when sharpmld.toml already exists",
+    )
+
+    p = sub.add_parser("status", help="jobs per state, jobs in flight, running daemons")
+    _common(p, json_flag=True)
+
+    p = sub.add_parser("submit", help="copy files or folders into the inbox safely")
+    _common(p, json_flag=True)
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+
+    p = sub.add_parser("retry", help="move a failed job's files back into the inbox")
+    _common(p, json_flag=True)
+    p.add_argument("job", metavar="JOB", help="job id (or a unique prefix) in failed/")
+
+    p = sub.add_parser("convert", help="convert a 3DGS .ply into another format (.splat, .ply)")
+    p.add_argument("source", type=Path, metavar="IN.ply")
+    p.add_argument("target", type=Path, metavar="OUT")
+
+    p = sub.add_parser("predict", help="run one image through the model, without the daemon")
+    _common(p, json_flag=True)
+    p.add_argument("image", type=Path, metavar="IMAGE")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
+    p.add_argument("--f-px", type=float, default=None, help="focal length in pixels")
+
+    p = sub.add_parser("doctor", help="check the installation and say how to fix what is missing")
+    _common(p, json_flag=True)
+
+    p = sub.add_parser("launchd", help="run at login: install, remove or show the launchd agent")
+    _common(p)
+    p.add_argument("action", choices=("install", "uninstall", "status", "restart", "print"))
+    p.add_argument("--systemd", action="store_true", help="print a systemd user unit (Linux) instead")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; errors meant for people never show a traceback."""
+    args = build_parser().parse_args(argv)
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"sharpmld: configuration error: {exc.message}", file=sys.stderr)
+        return RET_CONFIG
+    except SharpmldError as exc:
+        print(f"sharpmld: {exc.message}", file=sys.stderr)
+        return RET_FAILURE
+    except KeyboardInterrupt:
+        return RET_FAILURE
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from sharpmld.core import config
+
+    return config.load(root=args.root, config_path=args.config)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sharpmld.core import log
+    from sharpmld.daemon.loop import Daemon
+
+    cfg = _config(args)
+    log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
+    return Daemon(cfg, burst=args.burst).run()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    import tomli_w
+
+    from sharpmld.core import fsio
+    from sharpmld.core.config import CONFIG_NAME
+    from sharpmld.queue.layout import Layout
+
+    cfg = _config(args)
+    layout = Layout(cfg.root)
+    layout.ensure()
+    target = cfg.root / CONFIG_NAME
+    if target.exists() and not args.force:
+        if args.if_missing:
+            return RET_OK
+        print(f"sharpmld: {target} already exists (use --force to overwrite)", file=sys.stderr)
+        return RET_FAILURE
+    fsio.write_text(target, tomli_w.dumps(cfg.as_toml_dict()))
+    print(f"Created {cfg.root} with inbox/, working/, done/, failed/ and {target.name}.")
+    print(f"Drop folders of photos into {layout.inbox} and run `sharpmld run`.")
+    return RET_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sharpmld.cli.status import format_status, gather
+
+    info = gather(_config(args))
+    _emit(args, info, format_status(info))
+    return RET_OK
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from sharpmld.cli.submit import submit
+
+    cfg = _config(args)
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        print(f"sharpmld: not found: {', '.join(missing)}", file=sys.stderr)
+        return RET_NOT_FOUND
+    placed = [str(submit(cfg, p)) for p in args.paths]
+    _emit(args, {"submitted": placed}, "\n".join(f"submitted {p}" for p in placed))
+    return RET_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from sharpmld.cli.submit import retry
+
+    back = retry(_config(args), args.job)
+    if back is None:
+        print(f"sharpmld: no failed job matches {args.job!r}", file=sys.stderr)
+        return RET_NOT_FOUND
+    _emit(args, {"inbox": str(back)}, f"moved back to the inbox as {back}")
+    return RET_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from sharpmld.formats.registry import convert
+
+    if not args.source.is_file():
+        print(f"sharpmld: not found: {args.source}", file=sys.stderr)
+        return RET_NOT_FOUND
+    try:
+        convert(args.source, args.target)
+    except (ValueError, KeyError) as exc:
+        print(f"sharpmld: cannot convert: {exc}", file=sys.stderr)
+        return RET_FAILURE
+    print(f"wrote {args.target}")
+    return RET_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from sharpmld.cli.predict import predict
+
+    if not args.image.is_file():
+        print(f"sharpmld: not found: {args.image}", file=sys.stderr)
+        return RET_NOT_FOUND
+    result = predict(_config(args), args.image, args.output, f_px=args.f_px)
+    ok = bool(result.get("ok"))
+    text = (
+        f"wrote {', '.join(o['path'] for o in result['result']['outputs'].values())} in {args.output}"
+        if ok
+        else f"sharpmld: {result['error']['message']} ({result['error']['code']})"
+    )
+    if ok or args.json:
+        _emit(args, result, text)
+    else:
+        print(text, file=sys.stderr)
+    return RET_OK if ok else RET_FAILURE
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from sharpmld.cli.doctor import diagnose, format_report
+
+    checks = diagnose(args.root, args.config)
+    _emit(args, [c.__dict__ for c in checks], format_report(checks))
+    return RET_OK if all(c.ok for c in checks) else RET_FAILURE
+
+
+def cmd_launchd(args: argparse.Namespace) -> int:
+    from sharpmld.cli import service
+
+    return service.command(args.action, lambda: _config(args), systemd=args.systemd)
+
+
+_COMMANDS = {
+    "run": cmd_run,
+    "init": cmd_init,
+    "status": cmd_status,
+    "submit": cmd_submit,
+    "retry": cmd_retry,
+    "convert": cmd_convert,
+    "predict": cmd_predict,
+    "doctor": cmd_doctor,
+    "launchd": cmd_launchd,
+}

@@ -1,0 +1,65 @@
+"""``sharpmld submit`` and ``sharpmld retry``: putting files into the inbox the safe way.
+
+A copy is made under a dot-name (which the daemon ignores) and renamed into place only when
+complete, so the daemon can never claim half a copy. Scripts should do the same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sharpmld.core import fsio
+from sharpmld.core.config import Config
+from sharpmld.core.errors import SharpmldError
+from sharpmld.intake.inspect import is_in_progress, is_junk
+from sharpmld.queue import transitions
+from sharpmld.queue.jobid import is_job_id
+from sharpmld.queue.layout import INPUT_DIR, Layout
+from sharpmld.queue.record import Job, JobRecord
+
+
+def submit(config: Config, source: Path) -> Path:
+    """Copy ``source`` (file or folder) into the inbox atomically; return its inbox path."""
+    layout = Layout(config.root)
+    layout.ensure()
+    name = source.resolve().name
+    if is_junk(name) or is_in_progress(name):
+        raise SharpmldError(
+            f"{name!r} would be ignored in the inbox (hidden, junk or in-progress name); rename it first"
+        )
+    staging = fsio.temp_name_for(layout.inbox / name)
+    try:
+        if source.is_dir():
+            shutil.copytree(source, staging, symlinks=True)
+        else:
+            shutil.copy2(source, staging)
+            with open(staging, "rb") as f:
+                os.fsync(f.fileno())
+        target = transitions.move_without_replacing(staging, layout.inbox, name)
+    except BaseException:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        elif staging.exists():
+            staging.unlink()
+        raise
+    fsio.fsync_dir(layout.inbox)
+    return target
+
+
+def retry(config: Config, job: str) -> Path | None:
+    """Move a failed job's input back into the inbox and drop the failure record."""
+    layout = Layout(config.root)
+    names = sorted(os.listdir(layout.failed)) if layout.failed.is_dir() else []
+    matches = [n for n in names if is_job_id(n) and n.startswith(job)] if job else []
+    if len(matches) != 1:
+        return None
+    path = layout.failed / matches[0]
+    if not (path / INPUT_DIR).is_dir() or not any((path / INPUT_DIR).iterdir()):
+        raise SharpmldError(f"failed job {matches[0]} holds no input to retry; it is left as it is")
+    try:
+        found = Job.load(path)
+    except (OSError, ValueError):
+        found = Job(path, JobRecord(matches[0], matches[0], "folder"))
+    return transitions.hand_back(layout, found)

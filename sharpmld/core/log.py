@@ -1,0 +1,86 @@
+"""Logging: structlog, JSON lines for the service manager, readable text on a terminal.
+
+Every line about a job carries its ``job_id``; those lines are also appended to the job's own
+``job.log`` while the job is registered here, so a person looking at one job folder finds its
+story inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from sharpmld.core import fsio
+
+_job_logs: dict[str, Path] = {}
+_lock = threading.Lock()
+
+
+def attach_job_log(job_id: str, path: Path) -> None:
+    """Start (or move) the copy of a job's lines into ``path``."""
+    with _lock:
+        _job_logs[job_id] = path
+
+
+def detach_job_log(job_id: str) -> None:
+    """Stop copying a job's lines."""
+    with _lock:
+        _job_logs.pop(job_id, None)
+
+
+def _copy_to_job_log(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    job_id = event_dict.get("job_id")
+    if job_id is not None:
+        with _lock:
+            path = _job_logs.get(str(job_id))
+        if path is not None:
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(fsio.to_json(dict(event_dict), indent=None) + "\n")
+            except OSError:
+                pass
+    return event_dict
+
+
+def _printable(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """File names that are not valid UTF-8 must not break the log stream: escape them."""
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                event_dict[key] = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return event_dict
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
+    """Set up structlog once for this process."""
+    out = stream or sys.stdout
+    pretty = fmt == "console" or (fmt == "auto" and hasattr(out, "isatty") and out.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False) if pretty else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _copy_to_job_log,
+            _printable,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str = "sharpmld") -> Any:
+    """A logger; bind ``job_id=`` to it for job lines."""
+    return structlog.get_logger(name)

@@ -1,0 +1,362 @@
+"""One job's life on the daemon's side: prepare, dispatch, collect, and close.
+
+The runner turns a claimed folder into a ``JobRequest`` (metadata-level validation only; the
+worker decodes), follows the worker's events, keeps ``progress.json`` current for
+``sharpmld status``, and ends the job with exactly one rename to ``done/`` or ``failed/``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sharpmld.core import fsio, log
+from sharpmld.core.config import Config
+from sharpmld.core.errors import (
+    EngineCrash,
+    JobFailed,
+    NoValidImages,
+    OutOfMemory,
+    OutputInvalid,
+    OutputTooLarge,
+    SharpmldError,
+    Timeout,
+)
+from sharpmld.core.faults import crashpoint
+from sharpmld.daemon import index_page, report
+from sharpmld.intake.inspect import inventory
+from sharpmld.intake.jobspec import JobSpec, read_jobspec
+from sharpmld.protocol import ImageTask, JobRequest
+from sharpmld.queue import cache_index as cache
+from sharpmld.queue import recovery, transitions
+from sharpmld.queue.layout import JOB_LOG, PROGRESS_FILE, Layout
+from sharpmld.queue.record import Job, utcnow
+
+_UNSAFE_STEM = re.compile(r"[^\w.-]+")
+
+OUTCOME_DONE = "done"
+OUTCOME_FAILED = "failed"
+OUTCOME_RETRY = "retry"
+OUTCOME_HANDED_BACK = "handed_back"
+# Image-level codes that mean the engine, not the picture, went wrong.
+ENGINE_CODES: dict[str, type[JobFailed]] = {
+    "model_error": EngineCrash,
+    "internal_error": EngineCrash,
+    "write_failed": EngineCrash,
+    "output_invalid": OutputInvalid,
+    "output_too_large": OutputTooLarge,
+}
+
+
+def output_stem(rel: str, taken: set[str]) -> str:
+    """A safe, unique file stem for an input's outputs: ``trip/IMG 1.jpg`` -> ``trip-IMG_1``."""
+    # File names are limited to 255 bytes, not characters: 100 CJK characters are 300 bytes.
+    # 180 bytes leave room for "-N", the atomic writer's temp prefix and the longest suffix.
+    max_bytes = 180
+    parts = unicodedata.normalize("NFC", rel).split("/")
+    parts[-1] = parts[-1].rsplit(".", 1)[0] if "." in parts[-1][1:] else parts[-1]
+    stem = "-".join(_UNSAFE_STEM.sub("_", p).strip("._") for p in parts if p)[:100]
+    stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", "ignore") or "image"
+    candidate, n = stem, 2
+    while candidate.casefold() in taken:  # casefold: "Straße" and "STRASSE" may be one name
+        candidate = f"{stem}-{n}"
+        n += 1
+    taken.add(candidate.casefold())
+    return candidate
+
+
+@dataclass
+class JobRun:
+    """The daemon-side state of the job in flight."""
+
+    job: Job
+    layout: Layout
+    config: Config
+    engine: dict[str, Any]
+    started: float = field(default_factory=time.time)
+    spec: JobSpec = field(default_factory=JobSpec)
+    request: JobRequest | None = None
+    images: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    outcome: str = ""
+    error: SharpmldError | None = None
+    inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
+
+    def __post_init__(self) -> None:
+        self.log = log.get().bind(job_id=self.job.job_id)
+        log.attach_job_log(self.job.job_id, self.job.path / JOB_LOG)
+
+    @property
+    def formats(self) -> list[str]:
+        """The job's output formats: job.toml's choice, else the configuration's."""
+        return self.spec.formats or list(self.config.get("outputs", "formats"))
+
+    # -- preparing ---------------------------------------------------------------------------
+
+    def prepare(self) -> JobRequest | None:
+        """Validate what can be validated without decoding; None means the job already failed."""
+        cfg = self.config
+        mb = 1 << 20
+        try:
+            self.spec = read_jobspec(self.job.input_dir) if self.job.record.source == "folder" else JobSpec()
+            found = inventory(
+                self.job.input_dir,
+                max_file_bytes=int(cfg.get("limits", "max_file_mb") * mb),
+                max_job_bytes=int(cfg.get("limits", "max_job_mb") * mb),
+                max_images=int(cfg.get("limits", "max_images")),
+                max_depth=int(cfg.get("limits", "max_depth")),
+                max_entries=int(cfg.get("limits", "max_entries")),
+                max_video_bytes=int(cfg.get("video", "max_mb") * mb) if cfg.get("video", "enabled") else 0,
+            )
+        except JobFailed as exc:
+            self.fail(exc)
+            return None
+        marker = cfg.get("intake", "ready_marker")
+        self.rejected = [
+            {"source": r.rel, "code": r.code, "message": r.message} for r in found.rejected if r.rel != marker
+        ]
+        self.ignored = list(found.ignored)
+        if not found.images:
+            self.fail(NoValidImages())
+            return None
+        taken: set[str] = set()
+        tasks = [
+            ImageTask(
+                c.rel, str(c.path), output_stem(c.rel, taken), "video" if c.kind == "video" else "image"
+            )
+            for c in found.images
+        ]
+        self.inputs = len(tasks)
+        self.request = JobRequest(
+            job_id=self.job.job_id,
+            job_dir=str(self.job.path),
+            images=tasks,
+            formats=self.formats,
+            f_px=self.spec.f_px,
+            video_frames=self.spec.video_frames or int(cfg.get("video", "frames")),
+            video_max_seconds=float(cfg.get("video", "max_seconds")),
+            previews=bool(cfg.get("outputs", "previews")),
+            orbit_frames=int(cfg.get("outputs", "orbit_frames")),
+            max_pixels_side=int(cfg.get("limits", "max_pixels_side")),
+            cache_dir=str(self.layout.state_dir / "cache") if cfg.get("cache", "enabled") else None,
+            cache_salt=cache.salt(
+                checkpoint_sha256=self.engine.get("checkpoint_sha256"),
+                factory=str(self.engine.get("model")),
+                formats=self.formats,
+                f_px_override=self.spec.f_px,
+                previews=bool(cfg.get("outputs", "previews")),
+                orbit_frames=int(cfg.get("outputs", "orbit_frames")),
+            ),
+        )
+        self.log.info(
+            "job prepared",
+            images=len(tasks),
+            rejected=len(self.rejected),
+            original_name=self.job.record.original_name,
+        )
+        return self.request
+
+    def charge_attempt(self) -> None:
+        """Count an attempt the moment the job is handed to the model."""
+        record = self.job.record
+        record.attempts += 1
+        record.history.append(
+            {
+                "attempt": record.attempts,
+                "host": record.host,
+                "started_at": utcnow(),
+                "outcome": "running",
+            }
+        )
+        self.job.save()
+        crashpoint("dispatched")
+
+    # -- following the worker ---------------------------------------------------------------
+
+    def on_event(self, event: dict[str, Any]) -> bool:
+        """Apply one worker event; True when the worker has finished the job."""
+        kind = event.get("ev")
+        if kind == "image_started":
+            self.log.info("image started", image=event.get("rel"))
+        elif kind == "image_done":
+            self._on_image_done(event)
+        elif kind == "tasks_added" and self.request is not None:
+            added = [ImageTask(**t) for t in event.get("tasks", [])]
+            self.request.images.extend(added)
+            self.log.info("video frames chosen", video=event.get("source"), frames=len(added))
+        elif kind == "job_done":
+            return True
+        self._write_progress(current=event.get("rel") if kind == "image_started" else None)
+        return False
+
+    def _on_image_done(self, event: dict[str, Any]) -> None:
+        rel = str(event.get("rel"))
+        if event.get("ok"):
+            entry = {"source": rel, "sha256": event.get("sha256"), **event.get("result", {})}
+            self.images.append(entry)
+            self.log.info("image done", image=rel, gaussians=entry.get("gaussians"))
+        else:
+            err = event.get("error") or {}
+            self.rejected.append(
+                {
+                    "source": rel,
+                    "code": err.get("code", "internal_error"),
+                    "message": err.get("message", ""),
+                }
+            )
+            self.log.warning("image rejected", image=rel, code=err.get("code"), reason=err.get("message"))
+
+    def _write_progress(self, current: Any = None) -> None:
+        total = len(self.request.images) if self.request else 0
+        fsio.write_json(
+            self.job.path / PROGRESS_FILE,
+            {
+                "job_id": self.job.job_id,
+                "original_name": self.job.record.original_name,
+                "images_total": total,
+                "images_done": len(self.images) + len(self.rejected_by_worker()),
+                "current": current,
+                "attempt": self.job.record.attempts,
+                "started_at": self.started,
+            },
+        )
+
+    def rejected_by_worker(self) -> list[dict[str, Any]]:
+        """Images the worker refused (as opposed to files refused before decoding)."""
+        names = {t.rel for t in self.request.images} if self.request else set()
+        return [r for r in self.rejected if r["source"] in names]
+
+    def worker_lost(self, reason: str, detail: str) -> str:
+        """The worker died or was killed mid-job: retry, or fail with the matching code."""
+        self.log.warning("worker lost during job", reason=reason, detail=detail)
+        self._close_attempt(f"worker_lost:{reason}")
+        if reason == "timeout":
+            self.fail(Timeout(details_text(Timeout.advice, detail), reason=detail))
+        elif reason == "memory":
+            self.fail(OutOfMemory(details_text(OutOfMemory.advice, detail), reason=detail))
+        elif self.job.record.attempts >= int(self.config.get("queue", "max_attempts")):
+            self.fail(EngineCrash(details_text(EngineCrash.advice, detail), reason=detail))
+        else:
+            self.outcome = OUTCOME_RETRY
+            recovery.clean_outputs(self.job.path)
+            self.images.clear()
+            self.rejected = [r for r in self.rejected if r not in self.rejected_by_worker()]
+            if self.request is not None:  # the worker picks a video's frames again
+                del self.request.images[self.inputs :]
+        return self.outcome
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def complete(self) -> str:
+        """The worker finished: done if any image made it, else failed with the best reason."""
+        self._close_attempt("finished")
+        disk = [r for r in self.rejected if r["code"] == "disk_full"]
+        if disk:
+            return self.hand_back("disk full while writing outputs")
+        if self.images:
+            self._finish(OUTCOME_DONE)
+        else:
+            engine_side = [r for r in self.rejected if r["code"] in ENGINE_CODES]
+            error: SharpmldError = NoValidImages()
+            if engine_side:
+                first = engine_side[0]
+                cls = ENGINE_CODES[first["code"]]
+                error = cls(f"{cls.advice} ({first['source']}: {first['message']})")
+            self.fail(error)
+        return self.outcome
+
+    def fail(self, error: SharpmldError) -> None:
+        """End the job in ``failed/`` with ERROR.txt, error.json and result.json."""
+        self.error = error
+        self.log.warning("job failed", code=error.code, reason=error.message)
+        report.write_error(
+            self.job.path,
+            error,
+            job_id=self.job.job_id,
+            original_name=self.job.record.original_name,
+            rejected=self.rejected,
+            ignored=self.ignored,
+        )
+        self._finish(OUTCOME_FAILED)
+
+    def hand_back(self, why: str) -> str:
+        """Return the input to the inbox: nothing was wrong with the job itself."""
+        self.log.info("job handed back to the inbox", reason=why)
+        log.detach_job_log(self.job.job_id)
+        transitions.hand_back(self.layout, self.job)
+        self.outcome = OUTCOME_HANDED_BACK
+        return self.outcome
+
+    def _finish(self, state: str) -> None:
+        result = self.result(state)
+        report.write_result(self.job.path, result)
+        if state == OUTCOME_DONE:
+            try:
+                index_page.write_index(self.job.path, result)
+            except OSError as exc:
+                self.log.warning("index.html not written", reason=str(exc))
+        if state == OUTCOME_DONE:
+            self._remember_outputs()
+        self.log.info("job finished", state=state, images=len(self.images), rejected=len(self.rejected))
+        self.job = transitions.finish(self.layout, self.job, state)
+        log.detach_job_log(self.job.job_id)
+        self.outcome = state
+
+    def _remember_outputs(self) -> None:
+        """Index this job's outputs for reuse, at the place they will have in done/."""
+        if self.request is None or not self.request.cache_dir:
+            return
+        final = self.layout.done / self.job.job_id
+        stems = {t.rel: t.stem for t in self.request.images}
+        for image in self.images:
+            key = image.get("cache_key")
+            if not key or image["source"] not in stems:
+                continue
+            outputs = {
+                name: {**item, "rel": item["path"], "path": str(final / item["path"])}
+                for name, item in image.get("outputs", {}).items()
+                if "path" in item  # e.g. a preview that failed has none
+            }
+            entry = {k: v for k, v in image.items() if k not in ("outputs", "timings", "source")}
+            entry.update(job_id=self.job.job_id, stem=stems[image["source"]], outputs=outputs)
+            try:
+                cache.store(Path(self.request.cache_dir), key, entry)
+            except OSError as exc:
+                self.log.warning("could not index outputs for reuse", error=str(exc))
+
+    def _close_attempt(self, outcome: str) -> None:
+        history = self.job.record.history
+        if history and history[-1].get("outcome") == "running":
+            history[-1].update(outcome=outcome, ended_at=utcnow())
+            self.job.save()
+
+    def result(self, state: str) -> dict[str, Any]:
+        """The content of result.json."""
+        record = self.job.record
+        return {
+            "job_id": record.job_id,
+            "original_name": record.original_name,
+            "status": state,
+            "host": record.host,
+            "attempts": record.attempts,
+            "claimed_at": record.claimed_at,
+            "finished_at": utcnow(),
+            "duration_seconds": round(time.time() - self.started, 3),
+            "engine": self.engine,
+            "settings": {"formats": self.formats, "f_px_override": self.spec.f_px},
+            "images": self.images,
+            "rejected": self.rejected,
+            "ignored": self.ignored,
+            "error": self.error.to_dict() if self.error else None,
+            "history": record.history,
+        }
+
+
+def details_text(advice: str, detail: str) -> str:
+    """A job-level message: the plain advice followed by what exactly happened."""
+    return f"{advice} ({detail[0].upper() + detail[1:]}.)" if detail else advice

@@ -1,0 +1,100 @@
+"""Job and engine events, and the observers that watch them.
+
+Metrics and notifications are observers: the daemon announces what happened through typed
+no-op hooks, and neither the queue nor the runner knows who listens. A failing observer is
+logged and ignored; it can never stop a job or the daemon.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sharpmld.core.errors import SharpmldError
+from sharpmld.protocol import JobRequest
+from sharpmld.queue.record import Job
+
+
+class JobRun(Protocol):
+    """What an observer may read of a job while it runs: the daemon's run, seen from below."""
+
+    job: Job
+    request: JobRequest | None
+    images: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    error: SharpmldError | None
+    started: float
+
+
+class Observer:
+    """Base class: every hook does nothing. Override the ones you need."""
+
+    def on_started(self, daemon: Any) -> None:
+        """The daemon is initialised."""
+
+    def on_scan(self, *, duration: float, waiting: int, settling: int, oldest_age: float) -> None:
+        """The inbox was scanned."""
+
+    def on_claimed(self, run: JobRun, *, settle_wait: float, queue_wait: float) -> None:
+        """A job was claimed (or adopted) and is about to be prepared."""
+
+    def on_dispatched(self, run: JobRun, *, validation: float) -> None:
+        """A job was handed to the worker."""
+
+    def on_image(self, run: JobRun, event: dict[str, Any]) -> None:
+        """The worker finished one image (``event["ok"]`` says how)."""
+
+    def on_finished(self, run: JobRun, outcome: str) -> None:
+        """A job left working/: done, failed, retry or handed_back."""
+
+    def on_worker(self, event: dict[str, Any]) -> None:
+        """A worker event: ready, unavailable or worker_lost."""
+
+    def on_tick(self, daemon: Any, now: float) -> None:
+        """Once per loop iteration, for gauges that follow the daemon's state."""
+
+    def on_stopped(self) -> None:
+        """The daemon is shutting down."""
+
+
+class Observers:
+    """Fans every hook out to a list of observers, isolating their failures."""
+
+    def __init__(self, observers: list[Observer], log: Any) -> None:
+        self.observers = observers
+        self.log = log
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, name)(*args, **kwargs)
+            except Exception as exc:  # an observer must never take the daemon down
+                self.log.warning(
+                    "observer failed", observer=type(observer).__name__, hook=name, error=repr(exc)
+                )
+
+    def on_started(self, daemon: Any) -> None:
+        self._call("on_started", daemon)
+
+    def on_scan(self, **kwargs: Any) -> None:
+        self._call("on_scan", **kwargs)
+
+    def on_claimed(self, run: JobRun, **kwargs: Any) -> None:
+        self._call("on_claimed", run, **kwargs)
+
+    def on_dispatched(self, run: JobRun, **kwargs: Any) -> None:
+        self._call("on_dispatched", run, **kwargs)
+
+    def on_image(self, run: JobRun, event: dict[str, Any]) -> None:
+        self._call("on_image", run, event)
+
+    def on_finished(self, run: JobRun, outcome: str) -> None:
+        self._call("on_finished", run, outcome)
+
+    def on_worker(self, event: dict[str, Any]) -> None:
+        self._call("on_worker", event)
+
+    def on_tick(self, daemon: Any, now: float) -> None:
+        self._call("on_tick", daemon, now)
+
+    def on_stopped(self) -> None:
+        self._call("on_stopped")

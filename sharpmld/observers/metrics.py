@@ -1,0 +1,339 @@
+"""Prometheus metrics, served by the daemon process only.
+
+The worker reports its figures to the daemon in its events; there is no multiprocess mode.
+Metrics live in their own registry, bind to loopback by default, and nothing happens at
+import time. Folder sizes are computed on a background thread, never during a scrape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
+
+from sharpmld import __version__
+from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, ConfigError
+from sharpmld.observers.events import Observer
+from sharpmld.queue.jobid import is_job_id
+from sharpmld.queue.layout import Layout
+
+STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+IMAGE_BUCKETS = (1, 2, 5, 10, 20, 50, 100)
+BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
+PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
+RESTART_REASONS = ("crash", "timeout", "memory", "recycle")
+STATES = ("inbox", "settling", "working", "done", "failed")
+# Image-level codes the worker reports that are not rejections of the photo itself.
+WORKER_IMAGE_CODES = ("model_error", "write_failed", "output_invalid", "output_too_large", "disk_full")
+WORKER_STAGES = ("decode", "inference", "postprocess", "write_ply", "write_splat")
+
+
+class Metrics(Observer):
+    """Every sharpmld metric, kept current from the daemon's events."""
+
+    def __init__(self, layout: Layout, *, disk_interval: float = 30.0) -> None:
+        self.layout = layout
+        self.disk_interval = disk_interval
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.port: int | None = None
+        self._server: Any = None
+        self._stop = threading.Event()
+        self._job_counts = _JobCounts()
+        self._finished_bytes = _FinishedBytes()
+
+        self.jobs_claimed = Counter(
+            "sharpmld_jobs_claimed_total", "Jobs claimed from the inbox or adopted", registry=r
+        )
+        self.jobs_succeeded = Counter("sharpmld_jobs_succeeded_total", "Jobs that ended in done/", registry=r)
+        self.jobs_retried = Counter(
+            "sharpmld_jobs_retried_total", "Attempts retried after the worker was lost", registry=r
+        )
+        self.jobs_failed = Counter(
+            "sharpmld_jobs_failed_total", "Jobs that ended in failed/, by error code", ["code"], registry=r
+        )
+        self.jobs_handed_back = Counter(
+            "sharpmld_jobs_handed_back_total", "Jobs returned to the inbox", registry=r
+        )
+        self.images_processed = Counter(
+            "sharpmld_images_processed_total", "Images turned into splats", registry=r
+        )
+        self.images_rejected = Counter(
+            "sharpmld_images_rejected_total", "Images refused, by error code", ["code"], registry=r
+        )
+        self.gaussians = Counter("sharpmld_gaussians_total", "Gaussians produced", registry=r)
+
+        self.queue_jobs = Gauge("sharpmld_queue_jobs", "Jobs per state", ["state"], registry=r)
+        self.oldest_waiting = Gauge(
+            "sharpmld_queue_oldest_waiting_seconds",
+            "Age of the oldest entry waiting in the inbox",
+            registry=r,
+        )
+        self.paused = Gauge(
+            "sharpmld_intake_paused", "1 while claiming is paused, by reason", ["reason"], registry=r
+        )
+        self.stage = Histogram(
+            "sharpmld_stage_duration_seconds", "Time per stage", ["stage"], buckets=STAGE_BUCKETS, registry=r
+        )
+        self.job_images = Histogram(
+            "sharpmld_job_images", "Images per job", buckets=IMAGE_BUCKETS, registry=r
+        )
+        self.job_bytes = Histogram(
+            "sharpmld_job_input_bytes", "Input bytes per job", buckets=BYTE_BUCKETS, registry=r
+        )
+
+        self.worker_ready = Gauge("sharpmld_worker_ready", "1 when the model is loaded and ready", registry=r)
+        self.worker_device = Gauge(
+            "sharpmld_worker_device_info", "The worker's device", ["device"], registry=r
+        )
+        self.model_load = Gauge(
+            "sharpmld_worker_model_load_seconds", "Time the worker took to load the model", registry=r
+        )
+        self.worker_rss = Gauge(
+            "sharpmld_worker_resident_memory_bytes", "Resident memory of the worker process tree", registry=r
+        )
+        self.worker_mps = Gauge(
+            "sharpmld_worker_mps_allocated_bytes", "Memory held by the MPS allocator", registry=r
+        )
+        self.worker_restarts = Counter(
+            "sharpmld_worker_restarts_total", "Worker restarts by reason", ["reason"], registry=r
+        )
+
+        self.disk_free = Gauge("sharpmld_disk_free_bytes", "Free bytes on the root's volume", registry=r)
+        self.state_bytes = Gauge(
+            "sharpmld_state_bytes", "Bytes under each state folder", ["state"], registry=r
+        )
+        self.last_scan = Gauge(
+            "sharpmld_last_scan_timestamp_seconds", "Unix time of the last inbox scan", registry=r
+        )
+        self.scan_seconds = Gauge(
+            "sharpmld_last_scan_duration_seconds", "How long the last inbox scan took", registry=r
+        )
+        self.watcher_restarts = Counter(
+            "sharpmld_watcher_restarts_total", "Filesystem watcher restarts", registry=r
+        )
+        self.build_info = Gauge(
+            "sharpmld_build_info", "Version information", ["version", "python", "torch", "device"], registry=r
+        )
+
+        ProcessCollector(registry=r)  # the daemon's own CPU, memory and start time
+        # Every code exists from the start at 0, so the first failure of a kind shows in rate().
+        for code in JOB_ERRORS:
+            self.jobs_failed.labels(code=code)
+        for code in (*IMAGE_ERRORS, *WORKER_IMAGE_CODES):
+            self.images_rejected.labels(code=code)
+        for reason in PAUSE_REASONS:
+            self.paused.labels(reason=reason).set(0)
+        for reason in RESTART_REASONS:
+            self.worker_restarts.labels(reason=reason)
+        for state in STATES:
+            self.queue_jobs.labels(state=state).set(0)
+        for s in ("settle_wait", "queue_wait", "validation", "job", *WORKER_STAGES):
+            self.stage.labels(stage=s)
+        self._build(torch="", device="")
+
+    def _build(self, *, torch: str, device: str) -> None:
+        self.build_info.clear()
+        self.build_info.labels(
+            version=__version__, python=platform.python_version(), torch=torch, device=device
+        ).set(1)
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def serve(self, host: str, port: int) -> int:
+        """Start the HTTP endpoint; a port in use is a clear start-up error."""
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {host}:{port} ({exc.strerror}); another program uses it: "
+                "set [metrics] port to a free port, or enabled = false"
+            ) from None
+        self.port = int(self._server.server_port)
+        threading.Thread(target=self._disk_loop, name="metrics-disk", daemon=True).start()
+        return self.port
+
+    def on_stopped(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _disk_loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh_disk()
+            self._stop.wait(self.disk_interval)
+
+    def refresh_disk(self) -> None:
+        """Free space and bytes per state folder (a full walk: kept off the scrape path)."""
+        with contextlib.suppress(OSError):
+            self.disk_free.set(self.layout.free_bytes())
+        for state in ("inbox", "working"):
+            self.state_bytes.labels(state=state).set(_tree_bytes(self.layout.state(state)))
+        for state in ("done", "failed"):
+            self.state_bytes.labels(state=state).set(self._finished_bytes.total(self.layout.state(state)))
+
+    # -- events ------------------------------------------------------------------------------
+
+    def on_scan(self, *, duration: float, waiting: int, settling: int, oldest_age: float) -> None:
+        self.last_scan.set(time.time())
+        self.scan_seconds.set(duration)
+        self.queue_jobs.labels(state="inbox").set(waiting)
+        self.queue_jobs.labels(state="settling").set(settling)
+        self.oldest_waiting.set(oldest_age)
+        for state in ("working", "done", "failed"):
+            self.queue_jobs.labels(state=state).set(self._job_counts.count(self.layout.state(state)))
+
+    def on_claimed(self, run: Any, *, settle_wait: float, queue_wait: float) -> None:
+        self.jobs_claimed.inc()
+        if settle_wait >= 0:
+            self.stage.labels(stage="settle_wait").observe(settle_wait)
+        if queue_wait >= 0:
+            self.stage.labels(stage="queue_wait").observe(queue_wait)
+
+    def on_dispatched(self, run: Any, *, validation: float) -> None:
+        self.stage.labels(stage="validation").observe(validation)
+        request = run.request
+        if request is not None:
+            self.job_images.observe(len(request.images))
+            self.job_bytes.observe(sum(_size(t.src) for t in request.images))
+
+    def on_image(self, run: Any, event: dict[str, Any]) -> None:
+        if event.get("ok"):
+            result = event.get("result", {})
+            self.images_processed.inc()
+            self.gaussians.inc(int(result.get("gaussians", 0)))
+            for stage, seconds in result.get("timings", {}).items():
+                if stage in WORKER_STAGES:
+                    self.stage.labels(stage=stage).observe(float(seconds))
+            if "mps_allocated_bytes" in result:
+                self.worker_mps.set(float(result["mps_allocated_bytes"]))
+        else:
+            code = str((event.get("error") or {}).get("code", "internal_error"))
+            self.images_rejected.labels(code=code).inc()
+
+    def on_finished(self, run: Any, outcome: str) -> None:
+        if outcome == "done":
+            self.jobs_succeeded.inc()
+        elif outcome == "failed":
+            self.jobs_failed.labels(code=run.error.code if run.error else "internal_error").inc()
+        elif outcome == "retry":
+            self.jobs_retried.inc()
+        elif outcome == "handed_back":
+            self.jobs_handed_back.inc()
+        if outcome in ("done", "failed"):
+            self.stage.labels(stage="job").observe(time.time() - run.started)
+            for rejected in run.rejected:
+                if rejected["source"] not in {t.rel for t in (run.request.images if run.request else [])}:
+                    self.images_rejected.labels(code=rejected["code"]).inc()
+
+    def on_worker(self, event: dict[str, Any]) -> None:
+        kind = event.get("ev")
+        if kind == "ready":
+            device = str(event.get("device", ""))
+            self.worker_ready.set(1)
+            self.worker_device.clear()
+            self.worker_device.labels(device=device).set(1)
+            self.model_load.set(float(event.get("load_seconds", 0.0)))
+            self._build(torch=str(event.get("torch", "")), device=device)
+        elif kind == "worker_recycled":
+            self.worker_ready.set(0)
+            self.worker_restarts.labels(reason="recycle").inc()
+        elif kind in ("unavailable", "worker_lost"):
+            self.worker_ready.set(0)
+            self.worker_mps.set(0)
+            if kind == "worker_lost":
+                self.worker_restarts.labels(reason=str(event.get("reason", "crash"))).inc()
+
+    def on_tick(self, daemon: Any, now: float) -> None:
+        reason = daemon.paused_reason(now)
+        for r in PAUSE_REASONS:
+            self.paused.labels(reason=r).set(1 if r == reason else 0)
+        self.worker_rss.set(daemon.supervisor.memory_bytes())
+        restarts = daemon.watcher.restarts
+        if restarts > self._watcher_seen:
+            self.watcher_restarts.inc(restarts - self._watcher_seen)
+            self._watcher_seen = restarts
+
+    _watcher_seen = 0
+
+
+class _JobCounts:
+    """Job folders per state folder, recounted only when that folder's mtime changes.
+
+    With 10,000 jobs in done/, listing it on every scan is most of an idle daemon's work.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, tuple[int, int]] = {}
+
+    def count(self, folder: Path) -> int:
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except FileNotFoundError:
+            return 0
+        cached = self._seen.get(folder)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        count = sum(1 for name in os.listdir(folder) if is_job_id(name))
+        self._seen[folder] = (mtime, count)
+        return count
+
+
+class _FinishedBytes:
+    """Bytes under done/ or failed/: a finished job never changes, so each is walked once
+    (again only if its folder's mtime moves); a removed job simply drops out."""
+
+    def __init__(self) -> None:
+        self._sizes: dict[str, tuple[int, int]] = {}
+
+    def total(self, folder: Path) -> int:
+        total = 0
+        alive: set[str] = set()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            alive.add(entry.path)
+            cached = self._sizes.get(entry.path)
+            if cached is None or cached[0] != mtime:
+                size = _tree_bytes(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else 0
+                cached = self._sizes[entry.path] = (mtime, size)
+            total += cached[1]
+        prefix = str(folder) + os.sep
+        for gone in [p for p in self._sizes if p.startswith(prefix) and p not in alive]:
+            del self._sizes[gone]
+        return total
+
+
+def _size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
+
+
+def _tree_bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total

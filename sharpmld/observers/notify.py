@@ -1,0 +1,194 @@
+"""Notifications when a job ends: commands, a webhook, a macOS desktop notification.
+
+An observer that queues work for one background thread, so a slow hook never holds up the
+daemon's loop, and a failing hook never fails the job: its outcome goes to the job's log.
+Commands are argument lists (no shell); the job is described in environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sharpmld.core.config import Config
+from sharpmld.observers.events import Observer
+from sharpmld.queue.layout import JOB_LOG
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a hook learns about a finished job."""
+
+    job_id: str
+    job_dir: Path
+    outcome: str
+    original_name: str
+    images: int
+    rejected: int
+    error_code: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SHARPMLD_JOB_ID": self.job_id,
+            "SHARPMLD_JOB_DIR": str(self.job_dir),
+            "SHARPMLD_OUTCOME": self.outcome,
+            "SHARPMLD_ORIGINAL_NAME": self.original_name,
+            "SHARPMLD_IMAGES": str(self.images),
+            "SHARPMLD_ERROR_CODE": self.error_code,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "outcome": self.outcome,
+            "original_name": self.original_name,
+            "job_dir": str(self.job_dir),
+            "images": self.images,
+            "rejected": self.rejected,
+            "error_code": self.error_code or None,
+        }
+
+
+class Notifier(Observer):
+    """Runs the configured hooks for every job that ends in done/ or failed/."""
+
+    def __init__(self, config: Config, log: Any) -> None:
+        self.on_done: list[str] = list(config.get("notify", "on_done"))
+        self.on_failed: list[str] = list(config.get("notify", "on_failed"))
+        self.timeout = float(config.get("notify", "command_timeout_seconds"))
+        self.webhook = str(config.get("notify", "webhook_url"))
+        self.webhook_timeout = float(config.get("notify", "webhook_timeout_seconds"))
+        self.webhook_attempts = int(config.get("notify", "webhook_attempts"))
+        self.desktop = bool(config.get("notify", "desktop")) and sys.platform == "darwin"
+        self.log = log
+        self._queue: queue.Queue[Outcome | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.on_done or self.on_failed or self.webhook or self.desktop)
+
+    def on_finished(self, run: Any, outcome: str) -> None:
+        if outcome not in ("done", "failed") or not self.enabled:
+            return
+        item = Outcome(
+            job_id=run.job.job_id,
+            job_dir=run.job.path,
+            outcome=outcome,
+            original_name=run.job.record.original_name,
+            images=len(run.images),
+            rejected=len(run.rejected),
+            error_code=run.error.code if run.error else "",
+        )
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="notify", daemon=True)
+            self._thread.start()
+        self._queue.put(item)
+
+    def on_stopped(self) -> None:
+        """Let queued notifications finish (bounded), then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=self.timeout + self.webhook_timeout * self.webhook_attempts)
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self.deliver(item)
+
+    def deliver(self, item: Outcome) -> None:
+        """Run every hook for one finished job; record each result in its job.log."""
+        command = self.on_done if item.outcome == "done" else self.on_failed
+        if command:
+            self._note(item, "hook command", **run_command(command, item, self.timeout))
+        if self.webhook:
+            self._note(
+                item,
+                "hook webhook",
+                **post_webhook(self.webhook, item.summary(), self.webhook_timeout, self.webhook_attempts),
+            )
+        if self.desktop:
+            self._note(item, "hook desktop notification", **desktop_notification(item))
+
+    def _note(self, item: Outcome, event: str, **fields: Any) -> None:
+        line = {"event": event, "job_id": item.job_id, "timestamp": time.time(), **fields}
+        try:
+            with open(item.job_dir / JOB_LOG, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        except OSError:
+            pass
+        level = "info" if fields.get("ok") else "warning"
+        getattr(self.log, level)(event, job_id=item.job_id, ok=fields.get("ok"), detail=fields.get("detail"))
+
+
+def run_command(argv: list[str], item: Outcome, timeout: float) -> dict[str, Any]:
+    """Run one hook command; its output is kept (truncated) for the job's log."""
+    env = {**os.environ, **item.env()}
+    try:
+        proc = subprocess.run(
+            argv,
+            env=env,
+            cwd=item.job_dir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "detail": f"timed out after {timeout:g} s"}
+    except OSError as exc:
+        return {"ok": False, "detail": f"cannot run {argv[0]!r}: {exc.strerror}"}
+    return {
+        "ok": proc.returncode == 0,
+        "detail": f"exit status {proc.returncode}",
+        "stdout": proc.stdout[-4000:],
+        "stderr": proc.stderr[-4000:],
+    }
+
+
+def post_webhook(url: str, body: dict[str, Any], timeout: float, attempts: int) -> dict[str, Any]:
+    """POST the JSON summary, retrying with backoff; never raises."""
+    data = json.dumps(body).encode("utf-8")
+    detail = ""
+    for attempt in range(1, max(1, attempts) + 1):
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "sharpmld"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return {"ok": True, "detail": f"HTTP {response.status}", "attempts": attempt}
+        except urllib.error.HTTPError as exc:
+            detail = f"HTTP {exc.code}"
+            if exc.code < 500 and exc.code != 429:
+                break
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            detail = str(getattr(exc, "reason", exc))
+        if attempt < attempts:
+            time.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+    return {"ok": False, "detail": detail, "attempts": attempt}
+
+
+def desktop_notification(item: Outcome) -> dict[str, Any]:
+    """A macOS notification through osascript (no extra dependency)."""
+    title = "sharpmld: splats ready" if item.outcome == "done" else "sharpmld: job failed"
+    text = f"{item.original_name}: {item.images} image(s)" + (
+        f", error {item.error_code}" if item.error_code else ""
+    )
+    script = f"display notification {json.dumps(text)} with title {json.dumps(title)}"
+    try:
+        proc = subprocess.run(["osascript", "-e", script], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"ok": False, "detail": str(exc)}
+    return {"ok": proc.returncode == 0, "detail": proc.stderr.strip()}

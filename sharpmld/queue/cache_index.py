@@ -1,0 +1,90 @@
+"""Skip work already done: outputs are reused for an image seen before with the same settings.
+
+The key is a hash of the image as the model sees it (upright, metadata stripped), its focal
+length, the checkpoint's hash and every setting that changes the outputs. The index lives in
+``.sharpmld/cache/`` (one small JSON file per key, so it survives restarts and needs no
+locking) and points at the outputs of the job that produced them. An entry whose files were
+removed (by retention, or by a person) is forgotten the first time it is looked at, never
+trusted. Reused outputs are hard-linked where the filesystem allows, else copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sharpmld.core import fsio
+
+CACHE_VERSION = 1  # bump when an output format's bytes change for the same input
+
+
+def salt(
+    *,
+    checkpoint_sha256: str | None,
+    factory: str,
+    formats: list[str],
+    f_px_override: float | None,
+    **outputs: Any,
+) -> str:
+    """The part of the key that comes from the job and the engine, not the image.
+
+    ``outputs`` are any further settings that change what is written (previews, orbit).
+    """
+    parts = {
+        "v": CACHE_VERSION,
+        "checkpoint": checkpoint_sha256 or "",
+        "factory": factory,
+        "formats": sorted(formats),
+        "f_px": f_px_override,
+        **outputs,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def image_key(job_salt: str, pixels_sha256: str, f_px: float) -> str:
+    """The key of one image within one job's settings."""
+    return hashlib.sha256(f"{job_salt}|{pixels_sha256}|{f_px!r}".encode()).hexdigest()
+
+
+def _entry_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.json"
+
+
+def lookup(cache_dir: Path, key: str) -> dict[str, Any] | None:
+    """The entry for ``key`` if every output it names still exists with its size."""
+    path = _entry_path(cache_dir, key)
+    try:
+        entry = json.loads(path.read_text("utf-8"))
+        outputs = entry["outputs"]
+        for item in outputs.values():
+            if os.stat(item["path"]).st_size != int(item["bytes"]):
+                raise FileNotFoundError(item["path"])
+    except FileNotFoundError:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def store(cache_dir: Path, key: str, entry: dict[str, Any]) -> None:
+    """Remember (or refresh) where the outputs for ``key`` are."""
+    path = _entry_path(cache_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fsio.write_json(path, entry)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Put ``source``'s bytes at ``target`` atomically: a hard link if possible, else a copy."""
+    tmp = fsio.temp_name_for(target)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

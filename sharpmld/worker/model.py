@@ -1,0 +1,141 @@
+"""The SHARP adapter: build the network, load the checkpoint, pick the device.
+
+By default this is ml-sharp's own predictor. ``[model] factory = "package.module:function"``
+names any zero-argument callable returning a ``torch.nn.Module`` with the same forward
+contract; that is how the tests run a small model from a checkpoint they write.
+
+Loading avoids the two slow steps of ml-sharp's CLI: the network is built on the ``meta``
+device (no random initialisation) and the checkpoint is memory-mapped and assigned rather than
+copied. If a model does not survive that (a buffer the checkpoint does not hold), it is built
+and loaded the conventional way instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sharpmld.core.config import CHECKPOINT_URL, SHARP_INSTALL
+from sharpmld.core.errors import EngineUnavailable
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready model and the facts ``result.json`` and the metrics report about it."""
+
+    module: torch.nn.Module
+    device: torch.device
+    load_seconds: float
+    method: str
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` prefers MPS, then CUDA, then the CPU; an explicit choice must be available."""
+    if name == "auto":
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise EngineUnavailable("device 'mps' was asked for but Metal is not available here")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EngineUnavailable("device 'cuda' was asked for but CUDA is not available here")
+    return torch.device(name)
+
+
+def resolve_factory(spec: str) -> Callable[[], torch.nn.Module]:
+    """The callable behind ``[model] factory``; import problems become EngineUnavailable."""
+    if spec == "sharp":
+        try:
+            models: Any = importlib.import_module("sharp.models")
+        except ImportError as exc:
+            raise EngineUnavailable(
+                f"ml-sharp is not installed for this worker's Python ({exc}). "
+                f"Install it with: {SHARP_INSTALL}"
+            ) from None
+
+        def build_sharp() -> torch.nn.Module:
+            module: torch.nn.Module = models.create_predictor(models.PredictorParams())
+            return module
+
+        return build_sharp
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise EngineUnavailable(f"model factory {spec!r} cannot be imported: {exc}") from None
+    if not callable(factory):
+        raise EngineUnavailable(f"model factory {spec!r} is not callable")
+    return factory  # type: ignore[no-any-return]
+
+
+def _read_state_dict(checkpoint: Path, mmap: bool) -> dict[str, torch.Tensor]:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=mmap)
+    if not isinstance(state, dict):
+        raise EngineUnavailable(f"checkpoint {checkpoint} does not hold a state dict")
+    return state
+
+
+def load_model(factory_spec: str, checkpoint: Path, device_name: str) -> LoadedModel:
+    """Build the network and load the checkpoint onto the chosen device (strict)."""
+    start = time.perf_counter()
+    if device_name in ("auto", "mps"):
+        os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    device = select_device(device_name)
+    factory = resolve_factory(factory_spec)
+    if not checkpoint.is_file():
+        raise EngineUnavailable(
+            f"the checkpoint {checkpoint} does not exist. Download it with: "
+            f'curl -L --create-dirs -o "{checkpoint}" {CHECKPOINT_URL}'
+        )
+    try:
+        module, method = _load_fast(factory, checkpoint)
+    except EngineUnavailable:
+        raise
+    except Exception:
+        module, method = _load_conventional(factory, checkpoint)
+    module.eval().to(device)
+    return LoadedModel(module, device, time.perf_counter() - start, method)
+
+
+def _load_fast(factory: Callable[[], torch.nn.Module], checkpoint: Path) -> tuple[Any, str]:
+    with torch.device("meta"):
+        module = factory()
+    state = _read_state_dict(checkpoint, mmap=True)
+    _load_strict(module, state, checkpoint, assign=True)
+    tensors = [*module.parameters(), *module.buffers()]
+    if any(t.is_meta for t in tensors):
+        raise RuntimeError("tensors left on the meta device")
+    return module, "meta+mmap+assign"
+
+
+def _load_conventional(factory: Callable[[], torch.nn.Module], checkpoint: Path) -> tuple[Any, str]:
+    module = factory()
+    try:
+        state = _read_state_dict(checkpoint, mmap=False)
+    except EngineUnavailable:
+        raise
+    except Exception as exc:
+        raise EngineUnavailable(f"checkpoint {checkpoint} cannot be read: {exc}") from None
+    _load_strict(module, state, checkpoint, assign=False)
+    return module, "conventional"
+
+
+def _load_strict(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], checkpoint: Path, *, assign: bool
+) -> None:
+    try:
+        module.load_state_dict(state, strict=True, assign=assign)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0:3]
+        raise EngineUnavailable(
+            f"checkpoint {checkpoint} does not match the model: {' '.join(first)}"
+        ) from None

@@ -1,0 +1,319 @@
+"""The worker's per-job pipeline: decode ahead, infer, write behind.
+
+While image k is in the model, image k+1 is decoded and validated on one thread and the
+outputs of image k-1 are post-processed and written on another, so a job of many images keeps
+the model busy. At most one image waits on each side, which bounds memory.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sharpmld.core.errors import DecodeFailed, ImageRejected, OutputInvalid, SharpmldError
+from sharpmld.core.faults import crashpoint
+from sharpmld.formats.gaussians import Gaussians, SceneMeta
+from sharpmld.formats.ply import to_vertex_records
+from sharpmld.formats.registry import FORMATS
+from sharpmld.protocol import ImageTask, JobRequest
+from sharpmld.queue import cache_index as cache
+from sharpmld.worker import video_tasks as videos
+from sharpmld.worker.decode import LoadedImage, load_image, write_working_copy
+from sharpmld.worker.geometry import unproject
+from sharpmld.worker.model import LoadedModel
+from sharpmld.worker.preview import write_previews
+from sharpmld.worker.reuse import pixels_sha256, reuse
+
+INTERNAL_SIZE = 1536
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Decoded:
+    """An image ready for the model, or the reason it is not."""
+
+    task: ImageTask
+    image: LoadedImage | None = None
+    sha256: str = ""
+    error: SharpmldError | None = None
+    cache_key: str = ""
+    model_input: tuple[Any, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    """Streamed SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def decode(task: ImageTask, job_dir: Path, req: JobRequest, device: torch.device | None = None) -> Decoded:
+    """Hash, decode, orient and strip one input; rejections are results, not exceptions.
+
+    With ``device``, the model's input tensor is prepared here too, so that the decode-ahead
+    thread, not the model's turn, pays for the conversion and the resize.
+    """
+    start = time.perf_counter()
+    out = Decoded(task)
+    try:
+        out.sha256 = sha256_file(Path(task.src))
+        out.image = load_image(Path(task.src), max_pixels_side=req.max_pixels_side, f_px_override=req.f_px)
+        if device is not None:
+            out.model_input = prepare_input(out.image, device)
+        if req.cache_dir:
+            out.cache_key = cache.image_key(req.cache_salt, pixels_sha256(out.image.rgb), out.image.f_px)
+    except ImageRejected as exc:
+        out.error = exc
+    except OSError as exc:
+        out.error = DecodeFailed(f"The image could not be read: {exc.strerror or exc}.")
+    out.timings["decode"] = time.perf_counter() - start
+    return out
+
+
+@torch.no_grad()
+def prepare_input(image: LoadedImage, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """SHARP's pre-processing, as ml-sharp's ``predict_image`` does it: RGB in [0, 1], resized
+    bilinearly (align_corners) to 1536 x 1536, and ``disparity_factor = f_px / width``."""
+    pixels = torch.from_numpy(np.array(image.rgb, dtype=np.uint8, order="C", copy=True)).to(device)
+    tensor = pixels.permute(2, 0, 1).float().div_(255.0)[None]
+    resized = F.interpolate(tensor, size=(INTERNAL_SIZE, INTERNAL_SIZE), mode="bilinear", align_corners=True)
+    disparity_factor = torch.tensor([image.f_px / image.width], dtype=torch.float32, device=device)
+    return resized, disparity_factor
+
+
+@torch.no_grad()
+def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | None = None) -> Any:
+    """The forward pass, on the input ``decode`` prepared (or preparing it now)."""
+    resized, disparity_factor = prepared or prepare_input(image, model.device)
+    return model.module(resized, disparity_factor)
+
+
+def write_outputs(
+    decoded: Decoded, ndc: Any, job_dir: Path, formats: list[str]
+) -> tuple[dict[str, Any], Gaussians, SceneMeta]:
+    """Unproject, check and write every format and the working copy.
+
+    Returns the image's entry for result.json, and the Gaussians and camera for previews.
+    """
+    assert decoded.image is not None
+    img = decoded.image
+    images_dir = job_dir / "images"
+    images_dir.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    write_working_copy(img, images_dir / f"{decoded.task.stem}.png")
+    copy_seconds = time.perf_counter() - t0
+    start = time.perf_counter()
+    gaussians = unproject(ndc, img.f_px, img.width, img.height)
+    _check_finite(gaussians)
+    meta = SceneMeta(f_px=img.f_px, width=img.width, height=img.height)
+    records = to_vertex_records(gaussians)
+    timings = {"postprocess": time.perf_counter() - start, "write_image": copy_seconds}
+    outputs: dict[str, Any] = {}
+    for name in formats:
+        fmt = FORMATS[name]
+        path = job_dir / f"{decoded.task.stem}{fmt.suffix}"
+        t0 = time.perf_counter()
+        fmt.write(path, records, meta)
+        crashpoint("output_written")
+        timings[f"write_{name}"] = time.perf_counter() - t0
+        outputs[name] = describe(path, job_dir)
+        _check_size(name, outputs[name]["bytes"], len(gaussians))
+    outputs["image"] = describe(images_dir / f"{decoded.task.stem}.png", job_dir)
+    entry = {
+        "gaussians": len(gaussians),
+        "width": img.width,
+        "height": img.height,
+        "f_px": img.f_px,
+        "f_px_source": img.f_px_source,
+        "orientation": img.orientation,
+        "format": img.format,
+        "outputs": outputs,
+        "timings": timings,
+    }
+    return entry, gaussians, meta
+
+
+def add_previews(
+    entry: dict[str, Any], g: Gaussians, meta: SceneMeta, job_dir: Path, stem: str, orbit_frames: int
+) -> None:
+    """Render the previews into ``entry``; a failed preview is noted, never fatal (but a full
+    disk raises, as for any output)."""
+    t0 = time.perf_counter()
+    try:
+        entry["outputs"].update(write_previews(g, meta, job_dir, stem, orbit_frames))
+    except OSError:
+        raise
+    except Exception as exc:  # a preview is a convenience: never lose the image over it
+        entry["outputs"]["preview_error"] = {"message": f"preview failed: {exc}"}
+    entry["timings"]["previews"] = time.perf_counter() - t0
+
+
+# Bytes per Gaussian of the fixed-size formats, and the most their header may add.
+_RECORD_BYTES = {"ply": (56, 4096), "splat": (32, 0)}
+
+
+def _check_size(fmt: str, size: int, count: int) -> None:
+    """A written file must hold exactly ``count`` records (the formats that make this easy)."""
+    if fmt not in _RECORD_BYTES:
+        return
+    per, header = _RECORD_BYTES[fmt]
+    if not 0 <= size - per * count <= header:
+        raise OutputInvalid(f"the .{fmt} written holds {size} bytes, not {count} Gaussians' worth")
+
+
+def _check_finite(g: Gaussians) -> None:
+    if len(g) == 0:
+        raise OutputInvalid("the model produced no Gaussians for this image")
+    for name in ("means", "scales", "quaternions", "colors", "opacities"):
+        values = getattr(g, name)
+        if not np.isfinite(values).all():
+            raise OutputInvalid(f"the model produced NaN or infinite {name} for this image")
+
+
+def describe(path: Path, job_dir: Path) -> dict[str, Any]:
+    """An output's entry in result.json: where, how big, and its hash."""
+    return {
+        "path": str(path.relative_to(job_dir)),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
+
+
+def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
+    """Process every image of ``req``, emitting ``image_started`` / ``image_done`` events.
+
+    Three threads besides this one's model calls: decode ahead (one image), write behind
+    (one image), and previews (at most one running and one waiting), so memory stays bounded
+    and the model waits for none of them.
+    """
+    job_dir = Path(req.job_dir)
+    tasks = videos.expand(req, emit) if any(t.kind == "video" for t in req.images) else req.images
+    pending: list[Future[None]] = []
+    with (
+        ThreadPoolExecutor(1, "decode") as decoder,
+        ThreadPoolExecutor(1, "write") as writer,
+        ThreadPoolExecutor(1, "preview") as previewer,
+    ):
+
+        def ahead_of(i: int) -> Future[Decoded] | None:
+            return decoder.submit(decode, tasks[i], job_dir, req, model.device) if i < len(tasks) else None
+
+        ahead = ahead_of(0)
+        behind: Future[Future[None] | None] | None = None
+        for index, task in enumerate(tasks):
+            assert ahead is not None
+            decoded = ahead.result()
+            ahead = ahead_of(index + 1)
+            base = {"job_id": req.job_id, "rel": task.rel, "index": index}
+            if decoded.error is not None or decoded.image is None:
+                emit(_failed(base, decoded, _error_dict(decoded.error)))
+                continue
+            hit = (
+                cache.lookup(Path(req.cache_dir), decoded.cache_key)
+                if req.cache_dir and decoded.cache_key
+                else None
+            )
+            if hit is not None:
+                entry = {**reuse(hit, job_dir, task.stem), "timings": decoded.timings}
+                entry["cache_key"] = decoded.cache_key
+                emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
+                continue
+            emit({"ev": "image_started", **base})
+            t0 = time.perf_counter()
+            try:
+                ndc = infer(model, decoded.image, decoded.model_input)
+            except Exception as exc:  # the model refusing one image must not end the job
+                emit(_failed(base, decoded, {"code": "model_error", "message": f"the model failed: {exc}"}))
+                continue
+            decoded.model_input = None
+            decoded.timings["inference"] = time.perf_counter() - t0
+            if behind is not None:
+                _keep(pending, behind.result())
+            behind = writer.submit(_finish_image, decoded, ndc, job_dir, req, base, emit, previewer)
+        if behind is not None:
+            _keep(pending, behind.result())
+        for future in pending:
+            future.result()
+    emit({"ev": "job_done", "job_id": req.job_id})
+
+
+def _keep(pending: list[Future[None]], future: Future[None] | None) -> None:
+    """Track a preview in flight; wait for older ones so at most two are outstanding."""
+    if future is not None:
+        pending.append(future)
+    while len(pending) > 2:
+        pending.pop(0).result()
+
+
+def _failed(base: dict[str, Any], decoded: Decoded, error: dict[str, Any]) -> dict[str, Any]:
+    return {"ev": "image_done", **base, "ok": False, "sha256": decoded.sha256, "error": error}
+
+
+def _write_error(exc: OSError) -> dict[str, Any]:
+    code = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EFBIG: "output_too_large"}
+    return {"code": code.get(exc.errno or 0, "write_failed"), "message": f"writing the outputs failed: {exc}"}
+
+
+def _finish_image(
+    decoded: Decoded,
+    ndc: Any,
+    job_dir: Path,
+    req: JobRequest,
+    base: dict[str, Any],
+    emit: Emit,
+    previewer: ThreadPoolExecutor,
+) -> Future[None] | None:
+    """Write one image's outputs (write-behind thread); hand its previews on, if any."""
+    try:
+        entry, gaussians, meta = write_outputs(decoded, ndc, job_dir, req.formats)
+    except OSError as exc:
+        emit(_failed(base, decoded, _write_error(exc)))
+        return None
+    except Exception as exc:
+        emit(_failed(base, decoded, _error_dict(exc)))
+        return None
+    entry["timings"] = {**decoded.timings, **entry["timings"]}
+    if decoded.cache_key:
+        entry.update(cached=False, cache_key=decoded.cache_key)
+    if not req.previews:
+        emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
+        return None
+    return previewer.submit(_preview_image, decoded, entry, gaussians, meta, job_dir, req, base, emit)
+
+
+def _preview_image(
+    decoded: Decoded,
+    entry: dict[str, Any],
+    gaussians: Gaussians,
+    meta: SceneMeta,
+    job_dir: Path,
+    req: JobRequest,
+    base: dict[str, Any],
+    emit: Emit,
+) -> None:
+    """Render one image's previews (preview thread), then report the image done."""
+    try:
+        add_previews(entry, gaussians, meta, job_dir, decoded.task.stem, req.orbit_frames)
+    except OSError as exc:
+        emit(_failed(base, decoded, _write_error(exc)))
+        return
+    emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
+
+
+def _error_dict(exc: BaseException | None) -> dict[str, Any]:
+    if isinstance(exc, SharpmldError):
+        return {"code": exc.code, "message": exc.message}
+    return {"code": "internal_error", "message": f"unexpected error: {exc!r}"}
