@@ -14,17 +14,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from bench.common import Figure, median
 from bench.photos import write_photos
 from bench.sleepy_model import SIDE_ENV, SLEEP_ENV, write_checkpoint
-from sharpmld.protocol import ImageTask, JobRequest
+from sharpmld.protocol import Event, ImageDone, ImageFailed, ImageTask, JobRequest
 from sharpmld.worker.model import LoadedModel, load_model
 from sharpmld.worker.pipeline import decode, infer, run_job, write_outputs
 
 TARGET_FACTOR = 1.05
-FORMATS = ["ply", "splat"]
+FORMATS = ("ply", "splat")
 
 
 def _request(job_dir: Path, photos: list[Path], *, extras: bool = False) -> JobRequest:
@@ -32,7 +31,7 @@ def _request(job_dir: Path, photos: list[Path], *, extras: bool = False) -> JobR
     if job_dir.exists():
         shutil.rmtree(job_dir)
     job_dir.mkdir(parents=True)
-    tasks = [ImageTask(p.name, str(p), p.stem) for p in photos]
+    tasks = tuple(ImageTask(p.name, str(p), p.stem) for p in photos)
     req = JobRequest(job_id=job_dir.name, job_dir=str(job_dir), images=tasks, formats=FORMATS)
     if not extras and "previews" in {f.name for f in dataclasses.fields(JobRequest)}:
         req = dataclasses.replace(req, previews=False)
@@ -41,15 +40,15 @@ def _request(job_dir: Path, photos: list[Path], *, extras: bool = False) -> JobR
 
 def pipelined(
     model: LoadedModel, job_dir: Path, photos: list[Path], *, extras: bool = False
-) -> tuple[float, list[dict[str, Any]]]:
+) -> tuple[float, list[ImageDone]]:
     """Wall time of ``run_job`` over ``photos``; checks every image produced both files."""
     req = _request(job_dir, photos, extras=extras)
-    events: list[dict[str, Any]] = []
+    events: list[Event] = []
     start = time.perf_counter()
     run_job(req, model, events.append)
     wall = time.perf_counter() - start
-    done = [e for e in events if e.get("ev") == "image_done"]
-    failed = [e for e in done if not e.get("ok")]
+    done = [e for e in events if isinstance(e, ImageDone)]
+    failed = [e for e in events if isinstance(e, ImageFailed)]
     if failed or len(done) != len(photos):
         raise RuntimeError(f"pipeline run failed: {failed[:2]}")
     for p in photos:
@@ -101,7 +100,7 @@ def run(quick: bool) -> list[Figure]:
             default_wall, default_done = pipelined(model, root / "defaults", photos, extras=True)
             worker_stages: dict[str, list[float]] = {}
             for event in done:
-                for key, seconds in event["result"]["timings"].items():
+                for key, seconds in event.timings.items():
                     worker_stages.setdefault(key, []).append(seconds)
     finally:
         for k, v in old.items():
@@ -116,7 +115,7 @@ def run(quick: bool) -> list[Figure]:
     per_stage = {k: round(median(v), 3) for k, v in stages.items()}
     default_stages: dict[str, list[float]] = {}
     for event in default_done:
-        for key, seconds in event["result"]["timings"].items():
+        for key, seconds in event.timings.items():
             default_stages.setdefault(key, []).append(seconds)
     default_medians = {k: round(median(v), 3) for k, v in default_stages.items()}
     extra_stages = sorted(set(default_medians) - set(worker_stages))

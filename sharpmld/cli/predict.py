@@ -17,13 +17,7 @@ def predict(config: Config, image: Path, out_dir: Path, f_px: float | None = Non
 
     out_dir.mkdir(parents=True, exist_ok=True)
     task = ImageTask(image.name, str(image.resolve()), output_stem(image.name, set()))
-    request = JobRequest(
-        job_id="predict",
-        job_dir=str(out_dir),
-        images=[task],
-        f_px=f_px,
-        max_pixels_side=int(config.get("limits", "max_pixels_side")),
-    )
+    request = JobRequest.configured(config, job_id="predict", job_dir=str(out_dir), images=(task,), f_px=f_px)
     model = load_model(config.get("model", "factory"), config.checkpoint, config.get("model", "device"))
     decoded = decode(task, out_dir, request)
     if decoded.error is not None or decoded.image is None:

@@ -139,10 +139,10 @@ class Timeout(JobFailed):
 
 
 class EngineCrash(JobFailed):
-    """The model worker died while working on this job."""
+    """The model worker died, or failed every image, while working on this job."""
 
     code = "engine_crash"
-    advice = "Processing failed. Please try again."
+    advice = "The engine failed on this job. Run `sharpmld doctor`; if it keeps happening, report it."
 
 
 class OutOfMemory(JobFailed):
@@ -174,10 +174,42 @@ class OutputTooLarge(JobFailed):
 
 
 class InternalError(JobFailed):
-    """A bug: anything unexpected."""
+    """A bug: anything unexpected. The technical detail goes to the log, never to a person."""
 
     code = "internal_error"
-    advice = "Processing failed. Please try again."
+    advice = "sharpmld hit an internal error; its log has the details. Please report it."
+
+
+class ProtocolError(SharpmldError, ValueError):
+    """A line between the daemon and the worker that is not a valid message."""
+
+    code = "protocol_error"
+    advice = "The daemon and the worker disagree on a message; reinstall the same sharpmld for both."
+
+
+class WorkerImageError(SharpmldError):
+    """The engine, not the picture, went wrong on one image; the rest of the job goes on."""
+
+
+class ModelError(WorkerImageError):
+    """The model's forward pass raised on this image."""
+
+    code = "model_error"
+    advice = "The model failed on this image."
+
+
+class WriteFailed(WorkerImageError):
+    """Writing an image's outputs failed for a reason other than a full disk."""
+
+    code = "write_failed"
+    advice = "The outputs of this image could not be written."
+
+
+class DiskFull(WorkerImageError):
+    """The disk (or the quota) filled up while writing outputs: the job goes back to the inbox."""
+
+    code = "disk_full"
+    advice = "The disk filled up while writing the outputs; the job waits until there is room."
 
 
 def format_advice(cls: type[SharpmldError], **values: Any) -> str:
@@ -216,4 +248,14 @@ JOB_ERRORS: dict[str, type[JobFailed]] = {
         OutputTooLarge,
         InternalError,
     )
+}
+# Codes the worker reports for one image when the engine, not the photo, went wrong, and the
+# job error each means when no image of the job made it. The one table both sides use.
+WORKER_ERRORS: dict[str, type[JobFailed]] = {
+    ModelError.code: EngineCrash,
+    WriteFailed.code: EngineCrash,
+    DiskFull.code: EngineCrash,  # never a failure in practice: a full disk hands the job back
+    InternalError.code: EngineCrash,
+    OutputInvalid.code: OutputInvalid,
+    OutputTooLarge.code: OutputTooLarge,
 }

@@ -7,6 +7,7 @@ worker decodes), follows the worker's events, keeps ``progress.json`` current fo
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import unicodedata
@@ -17,12 +18,12 @@ from typing import Any
 from sharpmld.core import fsio, log
 from sharpmld.core.config import Config
 from sharpmld.core.errors import (
+    WORKER_ERRORS,
+    DiskFull,
     EngineCrash,
     JobFailed,
     NoValidImages,
     OutOfMemory,
-    OutputInvalid,
-    OutputTooLarge,
     SharpmldError,
     Timeout,
 )
@@ -30,7 +31,17 @@ from sharpmld.core.faults import crashpoint
 from sharpmld.daemon import index_page, report
 from sharpmld.intake.inspect import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
-from sharpmld.protocol import ImageTask, JobRequest
+from sharpmld.protocol import (
+    Event,
+    ImageDone,
+    ImageFailed,
+    ImageStarted,
+    ImageTask,
+    JobDone,
+    JobRequest,
+    TasksAdded,
+    WorkerWarning,
+)
 from sharpmld.queue import cache_index as cache
 from sharpmld.queue import recovery, transitions
 from sharpmld.queue.layout import JOB_LOG, PROGRESS_FILE, Layout
@@ -42,14 +53,6 @@ OUTCOME_DONE = "done"
 OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
-# Image-level codes that mean the engine, not the picture, went wrong.
-ENGINE_CODES: dict[str, type[JobFailed]] = {
-    "model_error": EngineCrash,
-    "internal_error": EngineCrash,
-    "write_failed": EngineCrash,
-    "output_invalid": OutputInvalid,
-    "output_too_large": OutputTooLarge,
-}
 
 
 def output_stem(rel: str, taken: set[str]) -> str:
@@ -125,24 +128,21 @@ class JobRun:
             self.fail(NoValidImages())
             return None
         taken: set[str] = set()
-        tasks = [
+        tasks = tuple(
             ImageTask(
                 c.rel, str(c.path), output_stem(c.rel, taken), "video" if c.kind == "video" else "image"
             )
             for c in found.images
-        ]
+        )
         self.inputs = len(tasks)
-        self.request = JobRequest(
+        self.request = JobRequest.configured(
+            cfg,
             job_id=self.job.job_id,
             job_dir=str(self.job.path),
             images=tasks,
-            formats=self.formats,
+            formats=tuple(self.formats),
             f_px=self.spec.f_px,
             video_frames=self.spec.video_frames or int(cfg.get("video", "frames")),
-            video_max_seconds=float(cfg.get("video", "max_seconds")),
-            previews=bool(cfg.get("outputs", "previews")),
-            orbit_frames=int(cfg.get("outputs", "orbit_frames")),
-            max_pixels_side=int(cfg.get("limits", "max_pixels_side")),
             cache_dir=str(self.layout.state_dir / "cache") if cfg.get("cache", "enabled") else None,
             cache_salt=cache.salt(
                 checkpoint_sha256=self.engine.get("checkpoint_sha256"),
@@ -178,38 +178,28 @@ class JobRun:
 
     # -- following the worker ---------------------------------------------------------------
 
-    def on_event(self, event: dict[str, Any]) -> bool:
-        """Apply one worker event; True when the worker has finished the job."""
-        kind = event.get("ev")
-        if kind == "image_started":
-            self.log.info("image started", image=event.get("rel"))
-        elif kind == "image_done":
-            self._on_image_done(event)
-        elif kind == "tasks_added" and self.request is not None:
-            added = [ImageTask(**t) for t in event.get("tasks", [])]
-            self.request.images.extend(added)
-            self.log.info("video frames chosen", video=event.get("source"), frames=len(added))
-        elif kind == "job_done":
-            return True
-        self._write_progress(current=event.get("rel") if kind == "image_started" else None)
-        return False
-
-    def _on_image_done(self, event: dict[str, Any]) -> None:
-        rel = str(event.get("rel"))
-        if event.get("ok"):
-            entry = {"source": rel, "sha256": event.get("sha256"), **event.get("result", {})}
+    def on_event(self, event: Event) -> bool:
+        """Apply one worker event about this job; True when the worker has finished it."""
+        if isinstance(event, ImageStarted):
+            self.log.info("image started", image=event.rel)
+        elif isinstance(event, ImageDone):
+            entry = {"source": event.rel, "sha256": event.sha256, **event.result}
             self.images.append(entry)
-            self.log.info("image done", image=rel, gaussians=entry.get("gaussians"))
-        else:
-            err = event.get("error") or {}
-            self.rejected.append(
-                {
-                    "source": rel,
-                    "code": err.get("code", "internal_error"),
-                    "message": err.get("message", ""),
-                }
+            self.log.info("image done", image=event.rel, gaussians=entry.get("gaussians"))
+        elif isinstance(event, ImageFailed):
+            self.rejected.append({"source": event.rel, "code": event.code, "message": event.message})
+            self.log.warning(
+                "image rejected", image=event.rel, code=event.code, reason=event.message, detail=event.detail
             )
-            self.log.warning("image rejected", image=rel, code=err.get("code"), reason=err.get("message"))
+        elif isinstance(event, TasksAdded) and self.request is not None:
+            self.request = dataclasses.replace(self.request, images=self.request.images + event.tasks)
+            self.log.info("video frames chosen", video=event.source, frames=len(event.tasks))
+        elif isinstance(event, WorkerWarning):
+            self.log.warning("worker warning", reason=event.message)
+        elif isinstance(event, JobDone):
+            return True
+        self._write_progress(current=event.rel if isinstance(event, ImageStarted) else None)
+        return False
 
     def _write_progress(self, current: Any = None) -> None:
         total = len(self.request.images) if self.request else 0
@@ -239,15 +229,16 @@ class JobRun:
             self.fail(Timeout(details_text(Timeout.advice, detail), reason=detail))
         elif reason == "memory":
             self.fail(OutOfMemory(details_text(OutOfMemory.advice, detail), reason=detail))
-        elif self.job.record.attempts >= int(self.config.get("queue", "max_attempts")):
-            self.fail(EngineCrash(details_text(EngineCrash.advice, detail), reason=detail))
+        elif (attempts := self.job.record.attempts) >= int(self.config.get("queue", "max_attempts")):
+            said = f"The engine failed on all {attempts} attempts at this job"
+            self.fail(EngineCrash(f"{said} (last: {detail}).", reason=detail))
         else:
             self.outcome = OUTCOME_RETRY
             recovery.clean_outputs(self.job.path)
             self.images.clear()
             self.rejected = [r for r in self.rejected if r not in self.rejected_by_worker()]
             if self.request is not None:  # the worker picks a video's frames again
-                del self.request.images[self.inputs :]
+                self.request = dataclasses.replace(self.request, images=self.request.images[: self.inputs])
         return self.outcome
 
     # -- closing -----------------------------------------------------------------------------
@@ -255,17 +246,17 @@ class JobRun:
     def complete(self) -> str:
         """The worker finished: done if any image made it, else failed with the best reason."""
         self._close_attempt("finished")
-        disk = [r for r in self.rejected if r["code"] == "disk_full"]
+        disk = [r for r in self.rejected if r["code"] == DiskFull.code]
         if disk:
             return self.hand_back("disk full while writing outputs")
         if self.images:
             self._finish(OUTCOME_DONE)
         else:
-            engine_side = [r for r in self.rejected if r["code"] in ENGINE_CODES]
+            engine_side = [r for r in self.rejected if r["code"] in WORKER_ERRORS]
             error: SharpmldError = NoValidImages()
             if engine_side:
                 first = engine_side[0]
-                cls = ENGINE_CODES[first["code"]]
+                cls = WORKER_ERRORS[first["code"]]
                 error = cls(f"{cls.advice} ({first['source']}: {first['message']})")
             self.fail(error)
         return self.outcome

@@ -26,9 +26,19 @@ from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
 from sharpmld.intake.inspect import is_in_progress, is_junk
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
-from sharpmld.observers.events import Observer, Observers
+from sharpmld.observers.events import DaemonFacts, Observer, Observers
 from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
+from sharpmld.protocol import (
+    ImageDone,
+    ImageFailed,
+    SupervisorEvent,
+    WorkerExited,
+    WorkerLost,
+    WorkerReady,
+    WorkerRecycled,
+    WorkerUnavailable,
+)
 from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
@@ -115,7 +125,7 @@ class Daemon:
             burst=self.burst,
             metrics=metrics_url,
         )
-        self.events.on_started(self)
+        self.events.on_started(self._facts(now))
         self._write_status()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -154,7 +164,7 @@ class Daemon:
                 if full:
                     run.hand_back("disk full")
                 else:
-                    run.fail(InternalError(f"Processing failed because of an internal error: {exc!r}"))
+                    run.fail(InternalError())  # the repr is in the log line above, not for people
             self._closed(run)
         time.sleep(1.0)
 
@@ -208,7 +218,7 @@ class Daemon:
         if self.current is not None and now >= self.next_heartbeat:
             write_lease(self.current.job.path, self.owner)
             self.next_heartbeat = now + float(self.config.get("queue", "heartbeat_seconds"))
-        self.events.on_tick(self, now)
+        self.events.on_tick(self._facts(now), now)
         if self.burst and self.current is None and not self.scanner.entries and self._idle_done():
             self.finished = True
 
@@ -336,14 +346,21 @@ class Daemon:
 
     # -- worker events -----------------------------------------------------------------------
 
-    def _on_worker_event(self, event: dict[str, Any], now: float) -> None:
-        kind = event.get("ev")
+    def _facts(self, now: float) -> DaemonFacts:
+        """The daemon as observers see it: no reference to the daemon itself leaves here."""
+        return DaemonFacts(
+            paused_reason=self.paused_reason(now),
+            worker_memory_bytes=self.supervisor.memory_bytes(),
+            watcher_restarts=self.watcher.restarts,
+        )
+
+    def _on_worker_event(self, event: SupervisorEvent, now: float) -> None:
         run = self.current
-        if kind in ("ready", "unavailable", "worker_lost", "worker_recycled"):
+        if isinstance(event, WorkerReady | WorkerUnavailable | WorkerLost | WorkerRecycled):
             self.events.on_worker(event)
-        if kind == "worker_recycled":
-            self.log.info("worker recycled", images=event.get("images"))
-        if kind == "ready":
+        if isinstance(event, WorkerRecycled):
+            self.log.info("worker recycled", images=event.images)
+        elif isinstance(event, WorkerReady):
             info = self.supervisor.info
             self.engine_message = ""
             self.log.info(
@@ -351,11 +368,11 @@ class Daemon:
                 device=info.device,
                 torch=info.torch,
                 load_seconds=info.load_seconds,
-                load_method=event.get("load_method"),
+                load_method=event.load_method,
             )
             self._write_status()
-        elif kind == "unavailable":
-            message = self.supervisor.unavailable_reason or str(event.get("message"))
+        elif isinstance(event, WorkerUnavailable):
+            message = self.supervisor.unavailable_reason or event.message
             if message != self.engine_message:
                 self.engine_message = message
                 retry = self.config.get("worker", "engine_retry_seconds")
@@ -366,18 +383,20 @@ class Daemon:
                     fix="run `sharpmld doctor`",
                 )
             self._write_status()
-        elif kind == "worker_lost":
-            self.log.warning("worker lost", reason=event.get("reason"), detail=event.get("detail"))
-            if run is not None and event.get("busy"):
-                outcome = run.worker_lost(str(event["reason"]), str(event.get("detail", "")))
+        elif isinstance(event, WorkerLost):
+            self.log.warning("worker lost", reason=event.reason, detail=event.detail)
+            if run is not None and event.busy:
+                outcome = run.worker_lost(event.reason, event.detail)
                 if outcome == OUTCOME_RETRY:
                     self.counters["retried"] += 1
                     self.events.on_finished(run, OUTCOME_RETRY)
                     self.redispatch = True
                 else:
                     self._closed(run)
-        elif run is not None and event.get("job_id") == run.job.job_id:
-            if kind == "image_done":
+        elif isinstance(event, WorkerExited):
+            pass  # an unavailable worker exiting, as it should: nothing to do
+        elif run is not None and event.job_id == run.job.job_id:
+            if isinstance(event, ImageDone | ImageFailed):
                 self.events.on_image(run, event)
             if run.on_event(event):
                 run.complete()

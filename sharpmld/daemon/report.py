@@ -63,7 +63,7 @@ def error_text(
         error.message,
         "",
     ]
-    if error.message != error.advice and "{" not in error.advice:
+    if error.advice not in error.message and "{" not in error.advice:  # advice is said once
         lines += [error.advice, ""]
     if rejected:
         lines.append("Files that could not be used:")

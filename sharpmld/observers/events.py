@@ -7,11 +7,32 @@ logged and ignored; it can never stop a job or the daemon.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sharpmld.core.errors import SharpmldError
-from sharpmld.protocol import JobRequest
+from sharpmld.protocol import (
+    ImageDone,
+    ImageFailed,
+    JobRequest,
+    WorkerLost,
+    WorkerReady,
+    WorkerRecycled,
+    WorkerUnavailable,
+)
 from sharpmld.queue.record import Job
+
+ImageEvent = ImageDone | ImageFailed
+WorkerEvent = WorkerReady | WorkerUnavailable | WorkerLost | WorkerRecycled
+
+
+@dataclass(frozen=True)
+class DaemonFacts:
+    """What an observer may know of the daemon itself, taken fresh at each announcement."""
+
+    paused_reason: str  # "" while claiming; else low_disk | engine_unavailable | shutting_down
+    worker_memory_bytes: int  # resident bytes of the worker's process tree
+    watcher_restarts: int  # times the inbox watcher was restarted since the daemon started
 
 
 class JobRun(Protocol):
@@ -28,7 +49,7 @@ class JobRun(Protocol):
 class Observer:
     """Base class: every hook does nothing. Override the ones you need."""
 
-    def on_started(self, daemon: Any) -> None:
+    def on_started(self, facts: DaemonFacts) -> None:
         """The daemon is initialised."""
 
     def on_scan(self, *, duration: float, waiting: int, settling: int, oldest_age: float) -> None:
@@ -40,16 +61,16 @@ class Observer:
     def on_dispatched(self, run: JobRun, *, validation: float) -> None:
         """A job was handed to the worker."""
 
-    def on_image(self, run: JobRun, event: dict[str, Any]) -> None:
-        """The worker finished one image (``event["ok"]`` says how)."""
+    def on_image(self, run: JobRun, event: ImageEvent) -> None:
+        """The worker finished one image, well (``ImageDone``) or not (``ImageFailed``)."""
 
     def on_finished(self, run: JobRun, outcome: str) -> None:
         """A job left working/: done, failed, retry or handed_back."""
 
-    def on_worker(self, event: dict[str, Any]) -> None:
-        """A worker event: ready, unavailable or worker_lost."""
+    def on_worker(self, event: WorkerEvent) -> None:
+        """The worker became ready or unavailable, was lost, or was recycled."""
 
-    def on_tick(self, daemon: Any, now: float) -> None:
+    def on_tick(self, facts: DaemonFacts, now: float) -> None:
         """Once per loop iteration, for gauges that follow the daemon's state."""
 
     def on_stopped(self) -> None:
@@ -72,8 +93,8 @@ class Observers:
                     "observer failed", observer=type(observer).__name__, hook=name, error=repr(exc)
                 )
 
-    def on_started(self, daemon: Any) -> None:
-        self._call("on_started", daemon)
+    def on_started(self, facts: DaemonFacts) -> None:
+        self._call("on_started", facts)
 
     def on_scan(self, **kwargs: Any) -> None:
         self._call("on_scan", **kwargs)
@@ -84,17 +105,17 @@ class Observers:
     def on_dispatched(self, run: JobRun, **kwargs: Any) -> None:
         self._call("on_dispatched", run, **kwargs)
 
-    def on_image(self, run: JobRun, event: dict[str, Any]) -> None:
+    def on_image(self, run: JobRun, event: ImageEvent) -> None:
         self._call("on_image", run, event)
 
     def on_finished(self, run: JobRun, outcome: str) -> None:
         self._call("on_finished", run, outcome)
 
-    def on_worker(self, event: dict[str, Any]) -> None:
+    def on_worker(self, event: WorkerEvent) -> None:
         self._call("on_worker", event)
 
-    def on_tick(self, daemon: Any, now: float) -> None:
-        self._call("on_tick", daemon, now)
+    def on_tick(self, facts: DaemonFacts, now: float) -> None:
+        self._call("on_tick", facts, now)
 
     def on_stopped(self) -> None:
         self._call("on_stopped")

@@ -25,8 +25,9 @@ from prometheus_client import (
 )
 
 from sharpmld import __version__
-from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, ConfigError
-from sharpmld.observers.events import Observer
+from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, WORKER_ERRORS, ConfigError
+from sharpmld.observers.events import DaemonFacts, ImageEvent, Observer, WorkerEvent
+from sharpmld.protocol import WORKER_STAGES, ImageDone, WorkerLost, WorkerReady, WorkerRecycled
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import Layout
 
@@ -36,9 +37,6 @@ BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
 PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
 RESTART_REASONS = ("crash", "timeout", "memory", "recycle")
 STATES = ("inbox", "settling", "working", "done", "failed")
-# Image-level codes the worker reports that are not rejections of the photo itself.
-WORKER_IMAGE_CODES = ("model_error", "write_failed", "output_invalid", "output_too_large", "disk_full")
-WORKER_STAGES = ("decode", "inference", "postprocess", "write_ply", "write_splat")
 
 
 class Metrics(Observer):
@@ -132,7 +130,7 @@ class Metrics(Observer):
         # Every code exists from the start at 0, so the first failure of a kind shows in rate().
         for code in JOB_ERRORS:
             self.jobs_failed.labels(code=code)
-        for code in (*IMAGE_ERRORS, *WORKER_IMAGE_CODES):
+        for code in (*IMAGE_ERRORS, *WORKER_ERRORS):
             self.images_rejected.labels(code=code)
         for reason in PAUSE_REASONS:
             self.paused.labels(reason=reason).set(0)
@@ -210,19 +208,16 @@ class Metrics(Observer):
             self.job_images.observe(len(request.images))
             self.job_bytes.observe(sum(_size(t.src) for t in request.images))
 
-    def on_image(self, run: Any, event: dict[str, Any]) -> None:
-        if event.get("ok"):
-            result = event.get("result", {})
+    def on_image(self, run: Any, event: ImageEvent) -> None:
+        if isinstance(event, ImageDone):
             self.images_processed.inc()
-            self.gaussians.inc(int(result.get("gaussians", 0)))
-            for stage, seconds in result.get("timings", {}).items():
-                if stage in WORKER_STAGES:
-                    self.stage.labels(stage=stage).observe(float(seconds))
-            if "mps_allocated_bytes" in result:
-                self.worker_mps.set(float(result["mps_allocated_bytes"]))
+            self.gaussians.inc(event.gaussians)
+            for stage, seconds in event.timings.items():  # every stage, even one not known yet
+                self.stage.labels(stage=stage).observe(seconds)
+            if "mps_allocated_bytes" in event.result:
+                self.worker_mps.set(float(event.result["mps_allocated_bytes"]))
         else:
-            code = str((event.get("error") or {}).get("code", "internal_error"))
-            self.images_rejected.labels(code=code).inc()
+            self.images_rejected.labels(code=event.code).inc()
 
     def on_finished(self, run: Any, outcome: str) -> None:
         if outcome == "done":
@@ -239,30 +234,27 @@ class Metrics(Observer):
                 if rejected["source"] not in {t.rel for t in (run.request.images if run.request else [])}:
                     self.images_rejected.labels(code=rejected["code"]).inc()
 
-    def on_worker(self, event: dict[str, Any]) -> None:
-        kind = event.get("ev")
-        if kind == "ready":
-            device = str(event.get("device", ""))
+    def on_worker(self, event: WorkerEvent) -> None:
+        if isinstance(event, WorkerReady):
             self.worker_ready.set(1)
             self.worker_device.clear()
-            self.worker_device.labels(device=device).set(1)
-            self.model_load.set(float(event.get("load_seconds", 0.0)))
-            self._build(torch=str(event.get("torch", "")), device=device)
-        elif kind == "worker_recycled":
+            self.worker_device.labels(device=event.device).set(1)
+            self.model_load.set(event.load_seconds)
+            self._build(torch=event.torch, device=event.device)
+        elif isinstance(event, WorkerRecycled):
             self.worker_ready.set(0)
             self.worker_restarts.labels(reason="recycle").inc()
-        elif kind in ("unavailable", "worker_lost"):
+        else:
             self.worker_ready.set(0)
             self.worker_mps.set(0)
-            if kind == "worker_lost":
-                self.worker_restarts.labels(reason=str(event.get("reason", "crash"))).inc()
+            if isinstance(event, WorkerLost):
+                self.worker_restarts.labels(reason=event.reason).inc()
 
-    def on_tick(self, daemon: Any, now: float) -> None:
-        reason = daemon.paused_reason(now)
+    def on_tick(self, facts: DaemonFacts, now: float) -> None:
         for r in PAUSE_REASONS:
-            self.paused.labels(reason=r).set(1 if r == reason else 0)
-        self.worker_rss.set(daemon.supervisor.memory_bytes())
-        restarts = daemon.watcher.restarts
+            self.paused.labels(reason=r).set(1 if r == facts.paused_reason else 0)
+        self.worker_rss.set(facts.worker_memory_bytes)
+        restarts = facts.watcher_restarts
         if restarts > self._watcher_seen:
             self.watcher_restarts.inc(restarts - self._watcher_seen)
             self._watcher_seen = restarts

@@ -56,7 +56,11 @@ def _entry_path(cache_dir: Path, key: str) -> Path:
 
 
 def lookup(cache_dir: Path, key: str) -> dict[str, Any] | None:
-    """The entry for ``key`` if every output it names still exists with its size."""
+    """The entry for ``key`` if every output it names still exists with its size.
+
+    A missing or damaged entry is None; a cache that cannot be read at all (permissions)
+    raises OSError, for the caller to treat as a miss and say so once.
+    """
     path = _entry_path(cache_dir, key)
     try:
         entry = json.loads(path.read_text("utf-8"))
@@ -68,7 +72,7 @@ def lookup(cache_dir: Path, key: str) -> dict[str, Any] | None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     return entry if isinstance(entry, dict) else None
 

@@ -24,7 +24,25 @@ import psutil
 
 from sharpmld.core import fsio
 from sharpmld.core.config import Config
-from sharpmld.protocol import EVENT_FD_ENV, JobRequest, LineReader, decode, encode
+from sharpmld.core.errors import ProtocolError
+from sharpmld.protocol import (
+    EVENT_FD_ENV,
+    ImageDone,
+    ImageFailed,
+    ImageStarted,
+    JobDone,
+    JobRequest,
+    LineReader,
+    Stop,
+    SupervisorEvent,
+    WorkerExited,
+    WorkerLost,
+    WorkerReady,
+    WorkerRecycled,
+    WorkerUnavailable,
+    decode,
+    encode,
+)
 
 STOPPED = "stopped"
 STARTING = "starting"
@@ -55,7 +73,7 @@ class Supervisor:
         self.state = STOPPED
         self.info = WorkerInfo()
         self.unavailable_reason = ""
-        self._notices: list[dict[str, Any]] = []
+        self._notices: list[SupervisorEvent] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._events_fd: int | None = None
         self._reader = LineReader()
@@ -142,16 +160,16 @@ class Supervisor:
         self.state = BUSY
         self._job_started = self._last_progress = now
         try:
-            self._proc.stdin.write(encode(request.to_message()))
+            self._proc.stdin.write(encode(request))
             self._proc.stdin.flush()
         except OSError:
             pass  # the worker died; its pipe's EOF reports it
 
-    def read_events(self, now: float) -> list[dict[str, Any]]:
-        """Drain the events pipe; EOF means the worker is gone, reported as ``worker_lost``."""
+    def read_events(self, now: float) -> list[SupervisorEvent]:
+        """Drain the events pipe; EOF means the worker is gone, reported as ``WorkerLost``."""
         if self._events_fd is None:
             return []
-        events: list[dict[str, Any]] = []
+        events: list[SupervisorEvent] = []
         eof = False
         while self._events_fd is not None:
             try:
@@ -163,37 +181,36 @@ class Supervisor:
                 break
             try:
                 lines = self._reader.feed(chunk)
-            except ValueError:
+            except ProtocolError:
                 events.append(self._lose(now, "crash", "the worker sent an oversized message"))
                 return events
             for line in lines:
-                with contextlib.suppress(ValueError):
-                    events.append(self._on_event(decode(line), now))
+                with contextlib.suppress(ProtocolError):  # a garbled line is not an event
+                    message = decode(line)
+                    if isinstance(message, JobRequest | Stop):
+                        raise ProtocolError("the worker sent a command")
+                    events.append(self._on_event(message, now))
         if eof:
             events.append(self._on_exit(now))
         events.extend(self._notices)
         self._notices.clear()
         return events
 
-    def _on_event(self, event: dict[str, Any], now: float) -> dict[str, Any]:
-        kind = event.get("ev")
-        if kind == "ready":
+    def _on_event(self, event: SupervisorEvent, now: float) -> SupervisorEvent:
+        if isinstance(event, WorkerReady):
             self.state = READY
             self._start_failures = 0
             self.unavailable_reason = ""
             self.info = WorkerInfo(
-                device=str(event.get("device", "")),
-                torch=str(event.get("torch", "")),
-                load_seconds=float(event.get("load_seconds", 0.0)),
-                pid=int(event.get("pid", 0)),
+                device=event.device, torch=event.torch, load_seconds=event.load_seconds, pid=event.pid
             )
-        elif kind == "unavailable":
-            self._mark_unavailable(now, str(event.get("message", "engine unavailable")))
-        elif kind in ("image_started", "image_done"):
+        elif isinstance(event, WorkerUnavailable):
+            self._mark_unavailable(now, event.message)
+        elif isinstance(event, ImageStarted | ImageDone | ImageFailed):
             self._last_progress = now
-            if kind == "image_done" and event.get("ok"):
+            if isinstance(event, ImageDone):
                 self._images_served += 1
-        elif kind == "job_done":
+        elif isinstance(event, JobDone):
             self._crashes = 0
             self.state = READY
             limit = int(self.config.get("worker", "max_images_per_worker"))
@@ -207,10 +224,10 @@ class Supervisor:
         self.state = UNAVAILABLE
         self._next_start = now + float(self.config.get("worker", "engine_retry_seconds"))
 
-    def _on_exit(self, now: float) -> dict[str, Any]:
+    def _on_exit(self, now: float) -> SupervisorEvent:
         code = self._reap(force=False)
         if self.state == UNAVAILABLE:
-            return {"ev": "worker_exit", "code": code}
+            return WorkerExited(code)
         detail = describe_exit(code)
         if self.state == STARTING:
             self._start_failures += 1
@@ -219,12 +236,12 @@ class Supervisor:
                     now,
                     f"the worker failed to start {self._start_failures} times in a row; last: {detail}",
                 )
-                return {"ev": "unavailable", "message": self.unavailable_reason}
+                return WorkerUnavailable(self.unavailable_reason)
         return self._lose(now, "crash", detail, already_reaped=True)
 
-    def check(self, now: float) -> list[dict[str, Any]]:
+    def check(self, now: float) -> list[SupervisorEvent]:
         """Time-based duties: start or restart when due, enforce time and memory limits."""
-        events: list[dict[str, Any]] = []
+        events: list[SupervisorEvent] = []
         if self.state in (STOPPED, BACKOFF, UNAVAILABLE) and now >= self._next_start:
             self.start(now)
         elif self.state == STARTING:
@@ -260,18 +277,18 @@ class Supervisor:
             return f"the worker used {used / (1 << 20):.0f} MB, over the {limit_mb:g} MB limit"
         return ""
 
-    def _lose(self, now: float, reason: str, detail: str, already_reaped: bool = False) -> dict[str, Any]:
+    def _lose(self, now: float, reason: str, detail: str, already_reaped: bool = False) -> WorkerLost:
         was_busy = self.state == BUSY
         if not already_reaped:
             self._reap(force=True)
         self._crashes += 1
         self.state = BACKOFF
         self._next_start = now + min(MAX_BACKOFF, 2.0 ** min(self._crashes - 1, 6))
-        return {"ev": "worker_lost", "reason": reason, "detail": detail, "busy": was_busy}
+        return WorkerLost(reason, detail, was_busy)
 
     def _recycle(self, now: float) -> None:
         self.stop(grace=10.0)
-        self._notices.append({"ev": "worker_recycled", "images": self._images_served})
+        self._notices.append(WorkerRecycled(self._images_served))
         self._images_served = 0
         self.state = STOPPED
         self._next_start = now
@@ -281,7 +298,7 @@ class Supervisor:
         proc = self._proc
         if proc is not None and proc.poll() is None and proc.stdin is not None:
             with contextlib.suppress(OSError):
-                proc.stdin.write(encode({"op": "stop"}))
+                proc.stdin.write(encode(Stop()))
                 proc.stdin.flush()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=grace if self.state != BUSY else 0.1)

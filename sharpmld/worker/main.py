@@ -17,7 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sharpmld.protocol import EVENT_FD_ENV, JobRequest, decode, encode
+from sharpmld.core.errors import ProtocolError
+from sharpmld.protocol import (
+    EVENT_FD_ENV,
+    Command,
+    Event,
+    JobRequest,
+    Stop,
+    WorkerReady,
+    WorkerUnavailable,
+    decode,
+    encode,
+)
 from sharpmld.worker import limits
 
 EXIT_OK = 0
@@ -33,7 +44,7 @@ class Channel:
         self._fd = fd
         self._lock = threading.Lock()
 
-    def emit(self, message: dict[str, Any]) -> None:
+    def emit(self, message: Event) -> None:
         data = encode(message)
         with self._lock:
             try:
@@ -42,13 +53,18 @@ class Channel:
                 os._exit(EXIT_PARENT_GONE)
 
 
-def _read_commands(commands: queue.Queue[dict[str, Any] | None]) -> None:
+def _read_commands(commands: queue.Queue[Command | None]) -> None:
     """Forward commands; the daemon closing our stdin means it is gone, so we go too."""
     for line in sys.stdin.buffer:
         try:
-            commands.put(decode(line))
-        except ValueError:
+            command = decode(line)
+        except ProtocolError as exc:
+            print(f"sharpmld worker: {exc.message}", file=sys.stderr, flush=True)
             os._exit(EXIT_PROTOCOL)
+        if not isinstance(command, JobRequest | Stop):
+            print(f"sharpmld worker: not a command: {command!r}", file=sys.stderr, flush=True)
+            os._exit(EXIT_PROTOCOL)
+        commands.put(command)
     os._exit(EXIT_PARENT_GONE)
 
 
@@ -58,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     limits.apply(settings.get("limits", {}))
     limits.die_with_parent(int(settings.get("daemon_pid", 0)))
     channel = Channel(int(os.environ[EVENT_FD_ENV]))
-    commands: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    commands: queue.Queue[Command | None] = queue.Queue()
     threading.Thread(target=_read_commands, args=(commands,), daemon=True).start()
 
     start = time.perf_counter()
@@ -70,29 +86,27 @@ def main(argv: list[str] | None = None) -> int:
 
         loaded = load_model(settings["factory"], Path(settings["checkpoint"]), settings["device"])
     except EngineUnavailable as exc:
-        channel.emit({"ev": "unavailable", "code": exc.code, "message": exc.message})
+        channel.emit(WorkerUnavailable(exc.message, exc.code))
         return EXIT_UNAVAILABLE
     if loaded.device.type == "mps":
         limits.cap_mps_memory(float(settings.get("max_memory_mb") or 0))
     from sharpmld.worker.pipeline import run_job
 
     channel.emit(
-        {
-            "ev": "ready",
-            "pid": os.getpid(),
-            "device": str(loaded.device),
-            "torch": torch.__version__,
-            "load_seconds": round(loaded.load_seconds, 3),
-            "start_seconds": round(time.perf_counter() - start, 3),
-            "load_method": loaded.method,
-        }
+        WorkerReady(
+            pid=os.getpid(),
+            device=str(loaded.device),
+            torch=str(torch.__version__),
+            load_seconds=round(loaded.load_seconds, 3),
+            start_seconds=round(time.perf_counter() - start, 3),
+            load_method=loaded.method,
+        )
     )
     while True:
         command = commands.get()
-        if command is None or command.get("op") == "stop":
+        if command is None or isinstance(command, Stop):
             return EXIT_OK
-        if command.get("op") == "job":
-            run_job(JobRequest.from_message(command), loaded, channel.emit)
+        run_job(command, loaded, channel.emit)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,9 @@ the model busy. At most one image waits on each side, which bounds memory.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,22 +19,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sharpmld.core.errors import DecodeFailed, ImageRejected, OutputInvalid, SharpmldError
+from sharpmld.core.errors import DecodeFailed, ImageRejected, ModelError, OutputInvalid, SharpmldError
 from sharpmld.core.faults import crashpoint
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import to_vertex_records
 from sharpmld.formats.registry import FORMATS
-from sharpmld.protocol import ImageTask, JobRequest
+from sharpmld.protocol import Event, ImageTask, JobDone, JobRequest, WorkerWarning
 from sharpmld.queue import cache_index as cache
 from sharpmld.worker import video_tasks as videos
 from sharpmld.worker.decode import LoadedImage, load_image, write_working_copy
 from sharpmld.worker.geometry import unproject
 from sharpmld.worker.model import LoadedModel
+from sharpmld.worker.outcome import Slot, write_error
 from sharpmld.worker.preview import write_previews
-from sharpmld.worker.reuse import pixels_sha256, reuse
+from sharpmld.worker.reuse import CacheReader, pixels_sha256
 
 INTERNAL_SIZE = 1536
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[Event], None]
 
 
 @dataclass
@@ -102,7 +102,7 @@ def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | No
 
 
 def write_outputs(
-    decoded: Decoded, ndc: Any, job_dir: Path, formats: list[str]
+    decoded: Decoded, ndc: Any, job_dir: Path, formats: Sequence[str]
 ) -> tuple[dict[str, Any], Gaussians, SceneMeta]:
     """Unproject, check and write every format and the working copy.
 
@@ -193,7 +193,7 @@ def describe(path: Path, job_dir: Path) -> dict[str, Any]:
 
 
 def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
-    """Process every image of ``req``, emitting ``image_started`` / ``image_done`` events.
+    """Process every image of ``req``, emitting one ``ImageDone`` or ``ImageFailed`` each.
 
     Three threads besides this one's model calls: decode ahead (one image), write behind
     (one image), and previews (at most one running and one waiting), so memory stays bounded
@@ -202,6 +202,7 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
     job_dir = Path(req.job_dir)
     tasks = videos.expand(req, emit) if any(t.kind == "video" for t in req.images) else req.images
     pending: list[Future[None]] = []
+    cached = CacheReader(req.cache_dir, lambda message: emit(WorkerWarning(req.job_id, message)))
     with (
         ThreadPoolExecutor(1, "decode") as decoder,
         ThreadPoolExecutor(1, "write") as writer,
@@ -217,37 +218,35 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
             assert ahead is not None
             decoded = ahead.result()
             ahead = ahead_of(index + 1)
-            base = {"job_id": req.job_id, "rel": task.rel, "index": index}
+            slot = Slot(req.job_id, task.rel, index)
             if decoded.error is not None or decoded.image is None:
-                emit(_failed(base, decoded, _error_dict(decoded.error)))
+                emit(slot.failed(decoded.sha256, decoded.error))
                 continue
-            hit = (
-                cache.lookup(Path(req.cache_dir), decoded.cache_key)
-                if req.cache_dir and decoded.cache_key
-                else None
-            )
-            if hit is not None:
-                entry = {**reuse(hit, job_dir, task.stem), "timings": decoded.timings}
-                entry["cache_key"] = decoded.cache_key
-                emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
+            reused = cached.fetch(decoded.cache_key, job_dir, task.stem)
+            if reused is not None:
+                emit(
+                    slot.done(
+                        decoded.sha256, {**reused, "timings": decoded.timings, "cache_key": decoded.cache_key}
+                    )
+                )
                 continue
-            emit({"ev": "image_started", **base})
+            emit(slot.started())
             t0 = time.perf_counter()
             try:
                 ndc = infer(model, decoded.image, decoded.model_input)
             except Exception as exc:  # the model refusing one image must not end the job
-                emit(_failed(base, decoded, {"code": "model_error", "message": f"the model failed: {exc}"}))
+                emit(slot.failed(decoded.sha256, ModelError(f"The model failed on this image: {exc}")))
                 continue
             decoded.model_input = None
             decoded.timings["inference"] = time.perf_counter() - t0
             if behind is not None:
                 _keep(pending, behind.result())
-            behind = writer.submit(_finish_image, decoded, ndc, job_dir, req, base, emit, previewer)
+            behind = writer.submit(_finish_image, decoded, ndc, job_dir, req, slot, emit, previewer)
         if behind is not None:
             _keep(pending, behind.result())
         for future in pending:
             future.result()
-    emit({"ev": "job_done", "job_id": req.job_id})
+    emit(JobDone(req.job_id))
 
 
 def _keep(pending: list[Future[None]], future: Future[None] | None) -> None:
@@ -258,21 +257,12 @@ def _keep(pending: list[Future[None]], future: Future[None] | None) -> None:
         pending.pop(0).result()
 
 
-def _failed(base: dict[str, Any], decoded: Decoded, error: dict[str, Any]) -> dict[str, Any]:
-    return {"ev": "image_done", **base, "ok": False, "sha256": decoded.sha256, "error": error}
-
-
-def _write_error(exc: OSError) -> dict[str, Any]:
-    code = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EFBIG: "output_too_large"}
-    return {"code": code.get(exc.errno or 0, "write_failed"), "message": f"writing the outputs failed: {exc}"}
-
-
 def _finish_image(
     decoded: Decoded,
     ndc: Any,
     job_dir: Path,
     req: JobRequest,
-    base: dict[str, Any],
+    slot: Slot,
     emit: Emit,
     previewer: ThreadPoolExecutor,
 ) -> Future[None] | None:
@@ -280,18 +270,18 @@ def _finish_image(
     try:
         entry, gaussians, meta = write_outputs(decoded, ndc, job_dir, req.formats)
     except OSError as exc:
-        emit(_failed(base, decoded, _write_error(exc)))
+        emit(slot.failed(decoded.sha256, write_error(exc)))
         return None
     except Exception as exc:
-        emit(_failed(base, decoded, _error_dict(exc)))
+        emit(slot.failed(decoded.sha256, exc))
         return None
     entry["timings"] = {**decoded.timings, **entry["timings"]}
     if decoded.cache_key:
         entry.update(cached=False, cache_key=decoded.cache_key)
     if not req.previews:
-        emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
+        emit(slot.done(decoded.sha256, entry))
         return None
-    return previewer.submit(_preview_image, decoded, entry, gaussians, meta, job_dir, req, base, emit)
+    return previewer.submit(_preview_image, decoded, entry, gaussians, meta, job_dir, req, slot, emit)
 
 
 def _preview_image(
@@ -301,19 +291,13 @@ def _preview_image(
     meta: SceneMeta,
     job_dir: Path,
     req: JobRequest,
-    base: dict[str, Any],
+    slot: Slot,
     emit: Emit,
 ) -> None:
     """Render one image's previews (preview thread), then report the image done."""
     try:
         add_previews(entry, gaussians, meta, job_dir, decoded.task.stem, req.orbit_frames)
     except OSError as exc:
-        emit(_failed(base, decoded, _write_error(exc)))
+        emit(slot.failed(decoded.sha256, write_error(exc)))
         return
-    emit({"ev": "image_done", **base, "ok": True, "sha256": decoded.sha256, "result": entry})
-
-
-def _error_dict(exc: BaseException | None) -> dict[str, Any]:
-    if isinstance(exc, SharpmldError):
-        return {"code": exc.code, "message": exc.message}
-    return {"code": "internal_error", "message": f"unexpected error: {exc!r}"}
+    emit(slot.done(decoded.sha256, entry))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,30 @@ def reuse(entry: dict[str, Any], job_dir: Path, stem: str) -> dict[str, Any]:
         "cached": True,
         "cached_from": entry.get("job_id"),
     }
+
+
+class CacheReader:
+    """One job's view of the output cache.
+
+    A cache the worker cannot read (another user's files, a read-only folder) must never cost
+    the image: every such failure is a miss, and the first one is reported through ``warn`` so
+    the daemon logs it once per job rather than once per image.
+    """
+
+    def __init__(self, cache_dir: str | None, warn: Callable[[str], None]) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._warn = warn
+        self._warned = False
+
+    def fetch(self, key: str, job_dir: Path, stem: str) -> dict[str, Any] | None:
+        """The result entry of the cached outputs for ``key``, linked into ``job_dir``; or None."""
+        if self.cache_dir is None or not key:
+            return None
+        try:
+            hit = cache.lookup(self.cache_dir, key)
+            return reuse(hit, job_dir, stem) if hit is not None else None
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                self._warn(f"the output cache cannot be read, so images are computed again: {exc}")
+            return None

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from sharpmld.core.errors import SharpmldError
-from sharpmld.protocol import ImageTask, JobRequest
+from sharpmld.protocol import Event, ImageFailed, ImageStarted, ImageTask, JobRequest, TasksAdded
 from sharpmld.worker import video
 
 FRAMES_DIR = "frames"
 
 
-def expand(req: JobRequest, emit: Callable[[dict[str, Any]], None]) -> list[ImageTask]:
+def expand(req: JobRequest, emit: Callable[[Event], None]) -> list[ImageTask]:
     """The job's tasks with each video replaced by its chosen frames, in order.
 
     The daemon is told about the frames (``tasks_added``) so progress and results can name
@@ -26,8 +24,7 @@ def expand(req: JobRequest, emit: Callable[[dict[str, Any]], None]) -> list[Imag
         if task.kind != "video":
             tasks.append(task)
             continue
-        base = {"job_id": req.job_id, "rel": task.rel, "index": index}
-        emit({"ev": "image_started", **base})  # extraction counts as progress on this input
+        emit(ImageStarted(req.job_id, task.rel, index))  # extraction counts as progress on this input
         try:
             frames = video.extract(
                 Path(task.src),
@@ -37,31 +34,16 @@ def expand(req: JobRequest, emit: Callable[[dict[str, Any]], None]) -> list[Imag
                 max_pixels_side=req.max_pixels_side,
             )
         except SharpmldError as exc:
-            emit(
-                {
-                    "ev": "image_done",
-                    **base,
-                    "ok": False,
-                    "sha256": "",
-                    "error": {"code": exc.code, "message": exc.message},
-                }
-            )
+            emit(ImageFailed.of(req.job_id, task.rel, index, exc))
             continue
-        added = [
+        added = tuple(
             ImageTask(
                 rel=f"{task.rel}@{f.seconds:.2f}s",
                 src=str(f.path),
                 stem=f"{task.stem}-t{f.seconds:07.2f}".replace(".", "_"),
             )
             for f in frames
-        ]
-        emit(
-            {
-                "ev": "tasks_added",
-                "job_id": req.job_id,
-                "source": task.rel,
-                "tasks": [asdict(t) for t in added],
-            }
         )
+        emit(TasksAdded(req.job_id, task.rel, added))
         tasks.extend(added)
     return tasks

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from tests.intake import corpus
-from tests.support.harness import Daemon, jobs, wait_for
 from tests.observers.test_dashboard import ALERTS, EXPECTED_ALERTS, load_alerts, load_dashboard, panel_queries
+from tests.support.harness import Daemon, jobs, wait_for
 
 PROMETHEUS = shutil.which("prometheus")
 

@@ -45,7 +45,7 @@ def test_ply_and_splat_hold_the_unprojected_model_output(tmp_path: Path, checkpo
     out = tmp_path / "out"
     out.mkdir()
     model = load_model("tiny_sharp:create", checkpoint, "cpu")
-    request = JobRequest("t", str(out), [ImageTask("in.jpg", str(src), "in")])
+    request = JobRequest("t", str(out), (ImageTask("in.jpg", str(src), "in"),))
     decoded = decode(request.images[0], out, request)
     assert decoded.image is not None and decoded.error is None
     ndc = infer(model, decoded.image)
