@@ -188,9 +188,8 @@ class JobRun:
             self.log.info("image done", image=event.rel, gaussians=entry.get("gaussians"))
         elif isinstance(event, ImageFailed):
             self.rejected.append({"source": event.rel, "code": event.code, "message": event.message})
-            self.log.warning(
-                "image rejected", image=event.rel, code=event.code, reason=event.message, detail=event.detail
-            )
+            bug = {"detail": event.detail} if event.detail else {}  # a repr is for the log only
+            self.log.warning("image rejected", image=event.rel, code=event.code, reason=event.message, **bug)
         elif isinstance(event, TasksAdded) and self.request is not None:
             self.request = dataclasses.replace(self.request, images=self.request.images + event.tasks)
             self.log.info("video frames chosen", video=event.source, frames=len(event.tasks))
