@@ -185,11 +185,16 @@ class Supervisor:
                 events.append(self._lose(now, "crash", "the worker sent an oversized message"))
                 return events
             for line in lines:
-                with contextlib.suppress(ProtocolError):  # a garbled line is not an event
+                try:
                     message = decode(line)
                     if isinstance(message, JobRequest | Stop):
-                        raise ProtocolError("the worker sent a command")
-                    events.append(self._on_event(message, now))
+                        raise ProtocolError("the worker sent a command, not an event")
+                except ProtocolError as exc:  # a worker that garbles its events cannot be trusted
+                    events.append(
+                        self._lose(now, "crash", f"the worker sent a malformed event: {exc.message}")
+                    )
+                    return events
+                events.append(self._on_event(message, now))
         if eof:
             events.append(self._on_exit(now))
         events.extend(self._notices)

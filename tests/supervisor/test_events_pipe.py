@@ -1,0 +1,42 @@
+"""The supervisor's reading of the events pipe: typed events out, and no line lost in silence."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sharpmld.core.config import Config
+from sharpmld.protocol import ImageStarted, JobDone, WorkerLost, encode
+from sharpmld.supervisor import supervisor as sv
+
+
+@pytest.fixture
+def busy(tmp_path: Path) -> Iterator[tuple[sv.Supervisor, int]]:
+    """A supervisor in the middle of a job, reading a pipe the test writes the worker's side of."""
+    supervisor = sv.Supervisor(Config(root=tmp_path, path=None))
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    supervisor._events_fd = read_fd
+    supervisor.state = sv.BUSY
+    yield supervisor, write_fd
+    os.close(write_fd)
+    if supervisor._events_fd is not None:
+        os.close(supervisor._events_fd)
+
+
+def test_events_come_out_typed(busy: tuple[sv.Supervisor, int]) -> None:
+    supervisor, pipe = busy
+    os.write(pipe, encode(ImageStarted("j", "a.jpg", 0)) + encode(JobDone("j")))
+    assert supervisor.read_events(now=1.0) == [ImageStarted("j", "a.jpg", 0), JobDone("j")]
+    assert supervisor.state == sv.READY
+
+
+def test_a_malformed_event_loses_the_worker_and_says_why(busy: tuple[sv.Supervisor, int]) -> None:
+    supervisor, pipe = busy
+    os.write(pipe, b'{"ev": "job_done"}\n')
+    (event,) = supervisor.read_events(now=1.0)
+    assert isinstance(event, WorkerLost) and event.busy and event.reason == "crash"
+    assert "missing field 'job_id'" in event.detail
