@@ -6,6 +6,8 @@ import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sharpmld.core.config import DEFAULTS, Config
 from sharpmld.core.errors import ProtocolError
@@ -103,3 +105,25 @@ def test_the_line_reader_splits_and_bounds_lines() -> None:
     assert reader.feed(b':1}\n{"b":2}\n{') == [b'{"a":1}', b'{"b":2}']
     with pytest.raises(ProtocolError):
         reader.feed(b"x" * (1 << 21))
+
+
+names = st.text(max_size=40)  # any text, lone surrogates of undecodable file names included
+tasks = st.builds(ImageTask, names, names, names, st.sampled_from(["image", "video"]))
+
+
+@given(
+    st.one_of(
+        st.builds(ImageStarted, names, names, st.integers(0, 10**6)),
+        st.builds(ImageFailed, names, names, st.integers(0, 10**6), names, names, names, names),
+        st.builds(TasksAdded, names, names, st.lists(tasks, max_size=4).map(tuple)),
+        st.builds(
+            JobRequest,
+            names,
+            names,
+            st.lists(tasks, max_size=4).map(tuple),
+            f_px=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+        ),
+    )
+)
+def test_any_message_survives_a_round_trip(message: Message) -> None:
+    assert decode(encode(message)) == message
