@@ -35,6 +35,7 @@ from sharpmld.queue.layout import Layout
 from sharpmld.queue.lease import Owner, write_lease
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
+from sharpmld.supervisor.spawn import give_job_folder
 
 DEBOUNCE = 0.1
 ORPHAN_CHECK_SECONDS = 10.0
@@ -214,7 +215,7 @@ class Daemon:
 
     def _wait(self, now: float) -> None:
         timeout = max(0.0, min(self.scan_due - now, 1.0))
-        if self.supervisor.state in (sv.BUSY, sv.STARTING) or self.stop_requests:
+        if self.supervisor.state in (sv.BUSY, sv.STARTING, sv.STOPPING) or self.stop_requests:
             timeout = min(timeout, 0.25)
         fds = [self._wake_r]
         worker_fd = self.supervisor.fileno()
@@ -303,12 +304,7 @@ class Daemon:
         run = self.current
         assert run is not None and run.request is not None
         self.redispatch = False
-        user = str(self.config.get("worker", "user"))
-        if user and os.geteuid() == 0:
-            import pwd
-
-            entry = pwd.getpwnam(user)
-            os.chown(run.job.path, entry.pw_uid, entry.pw_gid)
+        give_job_folder(run.job.path, str(self.config.get("worker", "user")))
         run.charge_attempt()
         self.supervisor.send_job(run.request, now)
         self._write_status()
