@@ -167,8 +167,17 @@ def worker_identity(user: str, *, euid: int | None = None) -> dict[str, Any]:
 
 
 def give_job_folder(path: Path, user: str) -> None:
-    """Let the worker's ``user`` write a job's outputs: hand it the job folder."""
+    """Let the worker's ``user`` read the inputs and write the outputs: hand it the whole folder.
+
+    Recursive, because the worker reads files deep inside ``input/`` and writes next to them;
+    symlinks are changed themselves and never followed, so a link planted in a job cannot
+    give the worker a file outside it.
+    """
     if not user or os.geteuid() != 0:
         return
     entry = pwd.getpwnam(user)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
+    uid, gid = entry.pw_uid, entry.pw_gid
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(path, followlinks=False):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
