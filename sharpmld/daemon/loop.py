@@ -19,7 +19,7 @@ from typing import Any
 
 from sharpmld.core import fsio, log
 from sharpmld.core.config import Config
-from sharpmld.core.errors import InternalError, TooManyAttempts
+from sharpmld.core.errors import InternalError
 from sharpmld.daemon import access
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
@@ -281,6 +281,7 @@ class Daemon:
                 "recovering job left by a stopped daemon",
                 job_id=job.job_id,
                 attempts=job.record.attempts,
+                daemon_restarts=job.record.daemon_restarts,
             )
             self._begin(job, time.monotonic(), settle_wait=-1.0, queue_wait=-1.0)
             return job
@@ -290,8 +291,7 @@ class Daemon:
         run = JobRun(job, self.layout, self.config, self._engine_info())
         self.current = run
         self.events.on_claimed(run, settle_wait=settle_wait, queue_wait=queue_wait)
-        if job.record.attempts >= int(self.config.get("queue", "max_attempts")):
-            run.fail(TooManyAttempts(history=job.record.history))
+        if run.refuse_if_exhausted():
             self._closed(run)
             return
         if run.prepare() is None:
@@ -305,7 +305,7 @@ class Daemon:
         assert run is not None and run.request is not None
         self.redispatch = False
         give_job_folder(run.job.path, str(self.config.get("worker", "user")))
-        run.charge_attempt()
+        run.begin_attempt()
         self.supervisor.send_job(run.request, now)
         self._write_status()
 
