@@ -212,8 +212,8 @@ class Supervisor:
     def check(self, now: float) -> list[dict[str, Any]]:
         """Time-based duties: start when due, enforce time and memory limits, progress a stop."""
         if self.state == STOPPING:
-            self._step_stopping(now)
-        elif self.state in (STOPPED, BACKOFF, UNAVAILABLE) and now >= self._next_start:
+            self._step_stopping(now)  # once reaped, a due restart happens right below
+        if self.state in (STOPPED, BACKOFF, UNAVAILABLE) and now >= self._next_start:
             self.start(now)
         elif self.state == STARTING:
             if now - self._started_at > float(self.config.get("worker", "start_timeout_seconds")):
@@ -291,21 +291,24 @@ class Supervisor:
 
     def _lose(self, now: float, reason: str, detail: str) -> None:
         """Give up on the worker: TERM now, KILL after the grace; report once it is reaped."""
-        busy = self.state == BUSY
-        self._begin_stop(now, LOST, polite=False, grace=KILL_GRACE)
-        assert self._stopping is not None
-        self._stopping.reason, self._stopping.detail, self._stopping.busy = reason, detail, busy
+        lost = Stopping(LOST, give_up_at=0.0, reason=reason, detail=detail, busy=self.state == BUSY)
+        self._begin_stop(now, LOST, polite=False, grace=KILL_GRACE, report=lost)
 
     # -- stopping ----------------------------------------------------------------------------
 
-    def _begin_stop(self, now: float, cause: str, *, polite: bool, grace: float) -> None:
+    def _begin_stop(
+        self, now: float, cause: str, *, polite: bool, grace: float, report: Stopping | None = None
+    ) -> None:
         """Enter STOPPING. Polite: ask the idle worker to exit, TERM after ``grace``, KILL
-        ``KILL_GRACE`` later. Otherwise TERM now and KILL after ``grace``."""
+        ``KILL_GRACE`` later. Otherwise TERM now and KILL after ``grace``. ``report`` carries
+        what to say about a lost worker once it is reaped."""
         if polite and self._child is not None and self._child.send(encode({"op": "stop"})):
             term_at, kill_at = now + grace, now + grace + KILL_GRACE
         else:
             term_at, kill_at = now, now + grace
-        self._stopping = Stopping(cause, give_up_at=kill_at + REAP_SECONDS, term_at=term_at, kill_at=kill_at)
+        s = report or Stopping(cause, give_up_at=0.0)
+        s.cause, s.term_at, s.kill_at, s.give_up_at = cause, term_at, kill_at, kill_at + REAP_SECONDS
+        self._stopping = s
         self.state = STOPPING
         self._step_stopping(now)
 
