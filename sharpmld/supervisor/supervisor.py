@@ -25,6 +25,16 @@ from sharpmld.core.config import Config
 from sharpmld.protocol import JobRequest, LineReader, decode, encode
 from sharpmld.supervisor import procs, spawn
 from sharpmld.supervisor.procs import Child
+from sharpmld.supervisor.stopping import (
+    KILL_GRACE,
+    LOST,
+    REAP_SECONDS,
+    RECYCLE,
+    RECYCLE_GRACE,
+    SHUTDOWN,
+    UNAVAIL,
+    Stopping,
+)
 
 STOPPED = "stopped"
 STARTING = "starting"
@@ -36,17 +46,8 @@ BACKOFF = "backoff"
 
 MAX_BACKOFF = 60.0
 START_FAILURES_BEFORE_UNAVAILABLE = 5
-KILL_GRACE = 3.0  # after TERM, this long before KILL
-EXIT_GRACE = 2.0  # a worker that closed its events pipe gets this long to exit before KILL
-REAP_SECONDS = 10.0  # after KILL, give up waiting for an unkillable process after this
-RECYCLE_GRACE = 10.0  # an idle worker asked to stop may take this long before TERM
 STOP_POLL = 0.02
-
-# Why a worker is being stopped; decides what happens once it is gone.
-LOST = "lost"  # crashed, timed out, over memory: a ``worker_lost`` event, then backoff
-RECYCLE = "recycle"  # quota reached: restart at once
-UNAVAIL = "unavailable"  # the engine cannot load: wait ``engine_retry_seconds``
-SHUTDOWN = "stop"  # ``stop()``: stay stopped
+__all__ = ["KILL_GRACE", "REAP_SECONDS", "RECYCLE_GRACE", "Supervisor", "WorkerInfo"]
 
 
 @dataclass
@@ -57,20 +58,6 @@ class WorkerInfo:
     torch: str = ""
     load_seconds: float = 0.0
     pid: int = 0
-
-
-@dataclass
-class Stopping:
-    """A stop in progress: its cause, what to report, and the deadlines still ahead."""
-
-    cause: str
-    give_up_at: float
-    term_at: float | None = None
-    kill_at: float | None = None
-    reason: str = ""  # worker_lost reason: crash | timeout | memory
-    detail: str = ""
-    busy: bool = False
-    starting: bool = False  # died while loading the model
 
 
 class Supervisor:
@@ -163,12 +150,8 @@ class Supervisor:
         if self._stopping is None:
             self._begin_stop(now, SHUTDOWN, polite=self.state == READY, grace=grace)
         else:
-            s = self._stopping
-            s.cause = SHUTDOWN
-            if s.term_at is not None:
-                s.term_at = min(s.term_at, now + grace)
-            if s.kill_at is not None:
-                s.kill_at = min(s.kill_at, now + grace + (KILL_GRACE if s.term_at is not None else 0.0))
+            self._stopping.cause = SHUTDOWN
+            self._stopping.hurry(now, grace)
         while self.state == STOPPING:
             self._step_stopping(self._clock())
             if self.state == STOPPING:
@@ -271,13 +254,9 @@ class Supervisor:
         self._close_events()
         if self._stopping is None:  # it exited on its own: give it a moment, then KILL
             self._stopping = Stopping(
-                LOST,
-                give_up_at=now + EXIT_GRACE + REAP_SECONDS,
-                kill_at=now + EXIT_GRACE,
-                reason="crash",
-                busy=self.state == BUSY,
-                starting=self.state == STARTING,
+                LOST, reason="crash", busy=self.state == BUSY, starting=self.state == STARTING
             )
+            self._stopping.on_eof(now)
             self.state = STOPPING
         self._step_stopping(now)
 
@@ -291,7 +270,7 @@ class Supervisor:
 
     def _lose(self, now: float, reason: str, detail: str) -> None:
         """Give up on the worker: TERM now, KILL after the grace; report once it is reaped."""
-        lost = Stopping(LOST, give_up_at=0.0, reason=reason, detail=detail, busy=self.state == BUSY)
+        lost = Stopping(LOST, reason=reason, detail=detail, busy=self.state == BUSY)
         self._begin_stop(now, LOST, polite=False, grace=KILL_GRACE, report=lost)
 
     # -- stopping ----------------------------------------------------------------------------
@@ -302,12 +281,10 @@ class Supervisor:
         """Enter STOPPING. Polite: ask the idle worker to exit, TERM after ``grace``, KILL
         ``KILL_GRACE`` later. Otherwise TERM now and KILL after ``grace``. ``report`` carries
         what to say about a lost worker once it is reaped."""
-        if polite and self._child is not None and self._child.send(encode({"op": "stop"})):
-            term_at, kill_at = now + grace, now + grace + KILL_GRACE
-        else:
-            term_at, kill_at = now, now + grace
-        s = report or Stopping(cause, give_up_at=0.0)
-        s.cause, s.term_at, s.kill_at, s.give_up_at = cause, term_at, kill_at, kill_at + REAP_SECONDS
+        asked = polite and self._child is not None and self._child.send(encode({"op": "stop"}))
+        s = report or Stopping(cause)
+        s.cause = cause
+        s.schedule(now, asked=asked, grace=grace)
         self._stopping = s
         self.state = STOPPING
         self._step_stopping(now)
@@ -317,19 +294,9 @@ class Supervisor:
         s, child = self._stopping, self._child
         if s is None:
             return
-        code = child.poll() if child is not None else None
-        if child is not None and code is None:
-            gone = False
-            if s.term_at is not None and now >= s.term_at:
-                s.term_at = None
-                gone = not self._signal(child.pid, signal.SIGTERM)
-            if s.kill_at is not None and now >= s.kill_at:
-                s.kill_at = None
-                gone = not self._signal(child.pid, signal.SIGKILL) or gone
-            code = child.poll()
-            if code is None and not gone and now < s.give_up_at:
-                return
-        self._finish_stop(now, s, code)
+        finished, code = s.advance(child, now, self._signal) if child is not None else (True, None)
+        if finished:
+            self._finish_stop(now, s, code)
 
     def _finish_stop(self, now: float, s: Stopping, code: int | None) -> None:
         child, self._child, self._stopping = self._child, None, None
