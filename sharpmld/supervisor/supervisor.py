@@ -47,6 +47,7 @@ BACKOFF = "backoff"
 MAX_BACKOFF = 60.0
 START_FAILURES_BEFORE_UNAVAILABLE = 5
 STOP_POLL = 0.02
+MAX_READS = 64  # chunks of 64 KiB read from the events pipe per step
 __all__ = ["KILL_GRACE", "REAP_SECONDS", "RECYCLE_GRACE", "Supervisor", "WorkerInfo"]
 
 
@@ -169,8 +170,14 @@ class Supervisor:
         self._child.send(encode(request.to_message()))  # if it died, its pipe's EOF says so
 
     def read_events(self, now: float) -> list[dict[str, Any]]:
-        """Drain the events pipe; EOF means the worker is gone, reported once it is reaped."""
-        while self._events_fd is not None:
+        """Drain the events pipe; EOF means the worker is gone, reported once it is reaped.
+
+        At most ``MAX_READS`` chunks per call, so a worker that floods the pipe cannot hold
+        the daemon's loop; the rest is read on the next step.
+        """
+        for _ in range(MAX_READS):
+            if self._events_fd is None:
+                break
             try:
                 chunk = os.read(self._events_fd, 1 << 16)
             except BlockingIOError:
