@@ -353,4 +353,3 @@ def test_a_spawn_that_fails_marks_the_engine_unavailable(tmp_path: Path) -> None
     sup.start(0.0)
     assert sup.state == sv.UNAVAILABLE
     assert "/nowhere/python" in sup.unavailable_reason and "No such file" in sup.unavailable_reason
-
