@@ -226,6 +226,7 @@ class WorkerLost:
     reason: str  # crash | timeout | memory
     detail: str
     busy: bool
+    exit: str = ""  # the exit status in words, once the worker was reaped
 
 
 @dataclass(frozen=True)
@@ -233,13 +234,6 @@ class WorkerRecycled:
     """The worker was restarted on purpose after serving ``images`` images."""
 
     images: int
-
-
-@dataclass(frozen=True)
-class WorkerExited:
-    """An unavailable worker exited, as expected."""
-
-    code: int | None
 
 
 Command = JobRequest | Stop
@@ -253,7 +247,7 @@ Event = (
     | WorkerWarning
     | JobDone
 )
-SupervisorEvent = Event | WorkerLost | WorkerRecycled | WorkerExited
+SupervisorEvent = Event | WorkerLost | WorkerRecycled
 Message = Command | Event
 
 _KINDS: dict[tuple[str, str], type[Any]] = {

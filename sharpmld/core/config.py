@@ -66,7 +66,8 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "max_depth": (8, (int,), "deepest nesting in one job"),
     },
     "queue": {
-        "max_attempts": (3, (int,), "fail a job after this many interrupted attempts"),
+        "max_attempts": (3, (int,), "fail a job after the worker crashed on it this many times"),
+        "max_daemon_restarts": (10, (int,), "fail a job after the daemon died this many times on it"),
         "shutdown_grace_seconds": (30.0, (int, float), "time to finish the job in flight"),
         "lease_timeout_seconds": (120.0, (int, float), "another host's job is orphaned after this"),
         "heartbeat_seconds": (10.0, (int, float), "how often a running job's lease is refreshed"),
@@ -130,6 +131,7 @@ POSITIVE = {
     ("limits", "max_entries"),
     ("limits", "max_depth"),
     ("queue", "max_attempts"),
+    ("queue", "max_daemon_restarts"),
     ("queue", "lease_timeout_seconds"),
     ("queue", "heartbeat_seconds"),
     ("metrics", "disk_interval_seconds"),

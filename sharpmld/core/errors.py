@@ -153,10 +153,24 @@ class OutOfMemory(JobFailed):
 
 
 class TooManyAttempts(JobFailed):
-    """The job was tried ``queue.max_attempts`` times without finishing."""
+    """The job already used its ``queue.max_attempts`` attempts (the limit was lowered since)."""
 
     code = "too_many_attempts"
     advice = "Processing failed several times in a row. Please try again later or report it."
+
+
+class DaemonKeptDying(JobFailed):
+    """The daemon died ``queue.max_daemon_restarts`` times while it held this job.
+
+    Not the job's fault as far as anyone can tell, so it is counted apart from the attempts;
+    but a job must not be retried forever, in case it is what brings the daemon down.
+    """
+
+    code = "daemon_restarts"
+    advice = (
+        "The sharpmld service stopped unexpectedly {restarts} times while processing this job. "
+        "Check the service's log, then drop the job into the inbox again."
+    )
 
 
 class OutputInvalid(JobFailed):
@@ -244,6 +258,7 @@ JOB_ERRORS: dict[str, type[JobFailed]] = {
         EngineCrash,
         OutOfMemory,
         TooManyAttempts,
+        DaemonKeptDying,
         OutputInvalid,
         OutputTooLarge,
         InternalError,

@@ -19,6 +19,7 @@ from sharpmld.core import fsio, log
 from sharpmld.core.config import Config
 from sharpmld.core.errors import (
     WORKER_ERRORS,
+    DaemonKeptDying,
     DiskFull,
     EngineCrash,
     JobFailed,
@@ -26,6 +27,8 @@ from sharpmld.core.errors import (
     OutOfMemory,
     SharpmldError,
     Timeout,
+    TooManyAttempts,
+    format_advice,
 )
 from sharpmld.core.faults import crashpoint
 from sharpmld.daemon import index_page, report
@@ -53,6 +56,10 @@ OUTCOME_DONE = "done"
 OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
+# What ended a try, as recorded in its history entry. A try is charged to the job (counted in
+# ``attempts``) only when it ended with evidence about the job; daemon deaths are counted
+# apart (``daemon_restarts``, by recovery) and handing a job back charges nothing.
+WORKER_LOST_OUTCOMES = {"crash": "worker_crash", "timeout": "timeout", "memory": "out_of_memory"}
 
 
 def output_stem(rel: str, taken: set[str]) -> str:
@@ -161,16 +168,32 @@ class JobRun:
         )
         return self.request
 
-    def charge_attempt(self) -> None:
-        """Count an attempt the moment the job is handed to the model."""
+    def refuse_if_exhausted(self) -> bool:
+        """Fail the job when it has used its tries; True when it did (checked before a try).
+
+        Daemon deaths have their own, higher limit: a job is not to blame for them, but one
+        that brings the daemon down every time must not be retried forever.
+        """
         record = self.job.record
-        record.attempts += 1
+        restarts = int(self.config.get("queue", "max_daemon_restarts"))
+        if record.daemon_restarts >= restarts:
+            message = format_advice(DaemonKeptDying, restarts=record.daemon_restarts)
+            self.fail(DaemonKeptDying(message, restarts=record.daemon_restarts, history=record.history))
+            return True
+        if record.attempts >= int(self.config.get("queue", "max_attempts")):
+            self.fail(TooManyAttempts(history=record.history))
+            return True
+        return False
+
+    def begin_attempt(self) -> None:
+        """Record a try the moment the job is handed to the model; it is charged when it ends."""
+        record = self.job.record
         record.history.append(
             {
-                "attempt": record.attempts,
+                "attempt": len(record.history) + 1,
                 "host": record.host,
                 "started_at": utcnow(),
-                "outcome": "running",
+                "outcome": recovery.OUTCOME_RUNNING,
             }
         )
         self.job.save()
@@ -210,7 +233,7 @@ class JobRun:
                 "images_total": total,
                 "images_done": len(self.images) + len(self.rejected_by_worker()),
                 "current": current,
-                "attempt": self.job.record.attempts,
+                "attempt": len(self.job.record.history),
                 "started_at": self.started,
             },
         )
@@ -223,7 +246,7 @@ class JobRun:
     def worker_lost(self, reason: str, detail: str) -> str:
         """The worker died or was killed mid-job: retry, or fail with the matching code."""
         self.log.warning("worker lost during job", reason=reason, detail=detail)
-        self._close_attempt(f"worker_lost:{reason}")
+        self._close_attempt(WORKER_LOST_OUTCOMES.get(reason, "worker_crash"))
         if reason == "timeout":
             self.fail(Timeout(details_text(Timeout.advice, detail), reason=detail))
         elif reason == "memory":
@@ -244,10 +267,10 @@ class JobRun:
 
     def complete(self) -> str:
         """The worker finished: done if any image made it, else failed with the best reason."""
-        self._close_attempt("finished")
         disk = [r for r in self.rejected if r["code"] == DiskFull.code]
         if disk:
             return self.hand_back("disk full while writing outputs")
+        self._close_attempt(OUTCOME_DONE if self.images else OUTCOME_FAILED)
         if self.images:
             self._finish(OUTCOME_DONE)
         else:
@@ -263,6 +286,7 @@ class JobRun:
     def fail(self, error: SharpmldError) -> None:
         """End the job in ``failed/`` with ERROR.txt, error.json and result.json."""
         self.error = error
+        self._close_attempt(error.code)  # a try still open ends here (e.g. an internal error)
         self.log.warning("job failed", code=error.code, reason=error.message)
         report.write_error(
             self.job.path,
@@ -277,6 +301,7 @@ class JobRun:
     def hand_back(self, why: str) -> str:
         """Return the input to the inbox: nothing was wrong with the job itself."""
         self.log.info("job handed back to the inbox", reason=why)
+        self._close_attempt(OUTCOME_HANDED_BACK, charged=False)
         log.detach_job_log(self.job.job_id)
         transitions.hand_back(self.layout, self.job)
         self.outcome = OUTCOME_HANDED_BACK
@@ -319,10 +344,13 @@ class JobRun:
             except OSError as exc:
                 self.log.warning("could not index outputs for reuse", error=str(exc))
 
-    def _close_attempt(self, outcome: str) -> None:
-        history = self.job.record.history
-        if history and history[-1].get("outcome") == "running":
-            history[-1].update(outcome=outcome, ended_at=utcnow())
+    def _close_attempt(self, outcome: str, *, charged: bool = True) -> None:
+        """End the try in flight with what really ended it, charging it to the job if due."""
+        record = self.job.record
+        if record.history and record.history[-1].get("outcome") == recovery.OUTCOME_RUNNING:
+            record.history[-1].update(outcome=outcome, ended_at=utcnow())
+            if charged:
+                record.attempts += 1
             self.job.save()
 
     def result(self, state: str) -> dict[str, Any]:
@@ -334,6 +362,7 @@ class JobRun:
             "status": state,
             "host": record.host,
             "attempts": record.attempts,
+            "daemon_restarts": record.daemon_restarts,
             "claimed_at": record.claimed_at,
             "finished_at": utcnow(),
             "duration_seconds": round(time.time() - self.started, 3),

@@ -19,7 +19,7 @@ from typing import Any
 
 from sharpmld.core import fsio, log
 from sharpmld.core.config import Config
-from sharpmld.core.errors import InternalError, TooManyAttempts
+from sharpmld.core.errors import InternalError
 from sharpmld.daemon import access
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
@@ -33,7 +33,6 @@ from sharpmld.protocol import (
     ImageDone,
     ImageFailed,
     SupervisorEvent,
-    WorkerExited,
     WorkerLost,
     WorkerReady,
     WorkerRecycled,
@@ -45,6 +44,7 @@ from sharpmld.queue.layout import Layout
 from sharpmld.queue.lease import Owner, write_lease
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
+from sharpmld.supervisor.spawn import give_job_folder
 
 DEBOUNCE = 0.1
 ORPHAN_CHECK_SECONDS = 10.0
@@ -224,7 +224,7 @@ class Daemon:
 
     def _wait(self, now: float) -> None:
         timeout = max(0.0, min(self.scan_due - now, 1.0))
-        if self.supervisor.state in (sv.BUSY, sv.STARTING) or self.stop_requests:
+        if self.supervisor.state in (sv.BUSY, sv.STARTING, sv.STOPPING) or self.stop_requests:
             timeout = min(timeout, 0.25)
         fds = [self._wake_r]
         worker_fd = self.supervisor.fileno()
@@ -290,6 +290,7 @@ class Daemon:
                 "recovering job left by a stopped daemon",
                 job_id=job.job_id,
                 attempts=job.record.attempts,
+                daemon_restarts=job.record.daemon_restarts,
             )
             self._begin(job, time.monotonic(), settle_wait=-1.0, queue_wait=-1.0)
             return job
@@ -299,8 +300,7 @@ class Daemon:
         run = JobRun(job, self.layout, self.config, self._engine_info())
         self.current = run
         self.events.on_claimed(run, settle_wait=settle_wait, queue_wait=queue_wait)
-        if job.record.attempts >= int(self.config.get("queue", "max_attempts")):
-            run.fail(TooManyAttempts(history=job.record.history))
+        if run.refuse_if_exhausted():
             self._closed(run)
             return
         if run.prepare() is None:
@@ -313,13 +313,8 @@ class Daemon:
         run = self.current
         assert run is not None and run.request is not None
         self.redispatch = False
-        user = str(self.config.get("worker", "user"))
-        if user and os.geteuid() == 0:
-            import pwd
-
-            entry = pwd.getpwnam(user)
-            os.chown(run.job.path, entry.pw_uid, entry.pw_gid)
-        run.charge_attempt()
+        give_job_folder(run.job.path, str(self.config.get("worker", "user")))
+        run.begin_attempt()
         self.supervisor.send_job(run.request, now)
         self._write_status()
 
@@ -393,8 +388,6 @@ class Daemon:
                     self.redispatch = True
                 else:
                     self._closed(run)
-        elif isinstance(event, WorkerExited):
-            pass  # an unavailable worker exiting, as it should: nothing to do
         elif run is not None and event.job_id == run.job.job_id:
             if isinstance(event, ImageDone | ImageFailed):
                 self.events.on_image(run, event)

@@ -1,7 +1,9 @@
 """``job.json``: what a job is and what has happened to it, kept inside the job's folder.
 
 The folder a job sits in is its state; this file is its memory (original name, attempts and
-their history), so it travels with the job through every rename.
+their history), so it travels with the job through every rename. Each history entry is one
+try: ``outcome`` is ``running`` while it runs, then what really ended it (``done``,
+``failed``, ``worker_crash``, ``timeout``, ``out_of_memory``, ``daemon_died``...).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class JobRecord:
     source: str  # "folder" or "file"
     claimed_at: str = field(default_factory=utcnow)
     host: str = field(default_factory=socket.gethostname)
-    attempts: int = 0
+    attempts: int = 0  # tries that ended with evidence about the job (see daemon.jobrun)
+    daemon_restarts: int = 0  # tries cut short because the daemon itself died
     priority: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 

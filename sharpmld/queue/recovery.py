@@ -1,9 +1,13 @@
 """Start-up and periodic recovery of jobs left in ``working/`` by a daemon that died.
 
 Only jobs whose owner is provably gone are touched (see ``lease``). A half-built claim (no
-input inside) is removed; a real job is adopted, its partial outputs removed, and retried, or
-failed with ``too_many_attempts`` once it has used its attempts. Adoption is made exclusive by
-creating a marker file with O_EXCL, so two daemons recovering at once never both adopt a job.
+input inside) is removed; a real job is adopted, its partial outputs removed, and retried.
+Adoption is made exclusive by creating a marker file with O_EXCL, so two daemons recovering at
+once never both adopt a job.
+
+Adopting a job means its daemon died: that is counted in ``daemon_restarts``, not in the
+job's attempts (nothing says the job was at fault), and a try it left ``running`` is closed
+as ``daemon_died``. The daemon fails the job once either count reaches its limit.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from sharpmld.queue.layout import (
     Layout,
 )
 from sharpmld.queue.lease import Owner, owner_is_gone, read_lease, write_lease
-from sharpmld.queue.record import Job, JobRecord
+from sharpmld.queue.record import Job, JobRecord, utcnow
 
 ADOPT_PREFIX = "adopted-"
+OUTCOME_RUNNING = "running"
+OUTCOME_DAEMON_DIED = "daemon_died"
 
 
 def find_orphans(layout: Layout, *, lease_timeout: float) -> Iterator[Path]:
@@ -85,9 +91,21 @@ def adopt(path: Path, owner: Owner, *, lease_timeout: float) -> Job | None:
         return None
     os.close(fd)
     write_lease(path, owner)
+    note_daemon_death(job)
     crashpoint("adopted")
     clean_outputs(path)
     return job
+
+
+def note_daemon_death(job: Job) -> None:
+    """Record that the daemon holding ``job`` died: one more restart, its try closed honestly."""
+    record = job.record
+    record.daemon_restarts += 1
+    for entry in record.history:
+        if entry.get("outcome") == OUTCOME_RUNNING:
+            entry.update(outcome=OUTCOME_DAEMON_DIED, ended_at=utcnow())
+    with contextlib.suppress(FileNotFoundError):
+        job.save()
 
 
 def clean_outputs(path: Path) -> None:

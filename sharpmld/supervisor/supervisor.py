@@ -1,32 +1,28 @@
 """The daemon's side of the worker: start it, watch it, time it out, restart it.
 
-Lives in the daemon process and never imports torch. The worker runs in its own process group
-so that a timeout or a memory overrun can kill it and anything it started with one ``killpg``.
-Its exit status becomes the reason the job in flight failed.
+Lives in the daemon process and never imports torch. A state machine stepped by the daemon's
+loop: ``start(now)``, ``step(now)`` (never blocks), ``stop()`` (at daemon exit; bounded).
+Stopping is a state with deadlines, not a wait: TERM is sent at t0, KILL at t0 + grace, and the
+worker is reaped on the first step that finds it gone, so the daemon keeps scanning,
+heartbeating and answering signals meanwhile. The worker runs in its own process group, so
+one ``killpg`` reaches it and anything it started; its exit status becomes the reason the job
+in flight failed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import pwd
-import shutil
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psutil
-
-from sharpmld.core import fsio
 from sharpmld.core.config import Config
 from sharpmld.core.errors import ProtocolError
 from sharpmld.protocol import (
-    EVENT_FD_ENV,
     ImageDone,
     ImageFailed,
     ImageStarted,
@@ -35,7 +31,6 @@ from sharpmld.protocol import (
     LineReader,
     Stop,
     SupervisorEvent,
-    WorkerExited,
     WorkerLost,
     WorkerReady,
     WorkerRecycled,
@@ -43,16 +38,32 @@ from sharpmld.protocol import (
     decode,
     encode,
 )
+from sharpmld.supervisor import procs, spawn
+from sharpmld.supervisor.procs import Child
+from sharpmld.supervisor.stopping import (
+    KILL_GRACE,
+    LOST,
+    REAP_SECONDS,
+    RECYCLE,
+    RECYCLE_GRACE,
+    SHUTDOWN,
+    UNAVAIL,
+    Stopping,
+)
 
 STOPPED = "stopped"
 STARTING = "starting"
 READY = "ready"
 BUSY = "busy"
+STOPPING = "stopping"
 UNAVAILABLE = "unavailable"
 BACKOFF = "backoff"
 
 MAX_BACKOFF = 60.0
 START_FAILURES_BEFORE_UNAVAILABLE = 5
+STOP_POLL = 0.02
+MAX_READS = 64  # chunks of 64 KiB read from the events pipe per step
+__all__ = ["KILL_GRACE", "REAP_SECONDS", "RECYCLE_GRACE", "Supervisor", "WorkerInfo"]
 
 
 @dataclass
@@ -66,17 +77,34 @@ class WorkerInfo:
 
 
 class Supervisor:
-    """One worker subprocess and its lifecycle: ``start``, ``poll``, ``check``, ``stop``."""
+    """One worker subprocess and its lifecycle: ``start``, ``step``, ``stop``."""
 
-    def __init__(self, config: Config, package_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        package_dir: Path | None = None,
+        *,
+        spawn_worker: Callable[[spawn.WorkerCommand], Child] = spawn.launch,
+        signal_group: Callable[[int, int], bool] = procs.signal_group,
+        rss: Callable[[int], int] = procs.process_tree_rss,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.config = config
+        self.package_dir = package_dir
         self.state = STOPPED
         self.info = WorkerInfo()
         self.unavailable_reason = ""
-        self._notices: list[SupervisorEvent] = []
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._spawn = spawn_worker
+        self._signal = signal_group
+        self._rss_of = rss
+        self._clock = clock
+        self._sleep = sleep
+        self._out: list[SupervisorEvent] = []
+        self._child: Child | None = None
         self._events_fd: int | None = None
         self._reader = LineReader()
+        self._stopping: Stopping | None = None
         self._next_start = 0.0
         self._started_at = 0.0
         self._job_started = 0.0
@@ -84,9 +112,8 @@ class Supervisor:
         self._start_failures = 0
         self._crashes = 0
         self._images_served = 0
-        self.package_dir = package_dir
         self._rss = 0
-        self._rss_at = 0.0
+        self._rss_at = -1e18
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -96,112 +123,135 @@ class Supervisor:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        return self._child.pid if self._child else None
 
     def start(self, now: float) -> None:
         """Launch a worker; it reports ``ready`` or ``unavailable`` on its events pipe."""
-        cfg = self.config
-        settings = {
-            "factory": cfg.get("model", "factory"),
-            "checkpoint": str(cfg.checkpoint),
-            "device": cfg.get("model", "device"),
-            "daemon_pid": os.getpid(),
-            "limits": self._limits(),
-            "max_memory_mb": cfg.get("worker", "max_memory_mb"),
-        }
+        if self._child is not None:
+            return
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ)
-        env[EVENT_FD_ENV] = str(write_fd)
-        env["PYTHONUNBUFFERED"] = "1"
-        if cfg.get("model", "device") in ("auto", "mps"):
-            env.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
-        if self.package_dir is not None:
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(self.package_dir), env.get("PYTHONPATH", "")) if p
-            )
-        python = cfg.worker_python or sys.executable
         try:
-            prefix = sandbox_prefix(bool(cfg.get("worker", "sandbox")))
-            identity = worker_identity(str(cfg.get("worker", "user")))
-            self._proc = subprocess.Popen(
-                [*prefix, python, "-m", "sharpmld.worker.main", json.dumps(settings)],
-                stdin=subprocess.PIPE,
-                pass_fds=(write_fd,),
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-                **identity,
-            )
+            command = spawn.worker_command(self.config, events_fd=write_fd, package_dir=self.package_dir)
+            child = self._spawn(command)
         except (OSError, ValueError, KeyError) as exc:
             os.close(read_fd)
             os.close(write_fd)
+            python = self.config.worker_python or sys.executable
             reason = getattr(exc, "strerror", None) or str(exc)
             self._mark_unavailable(now, f"cannot start the worker with {python}: {reason}")
             return
         os.close(write_fd)
         os.set_blocking(read_fd, False)
+        self._child = child
         self._events_fd = read_fd
         self._reader = LineReader()
         self.state = STARTING
         self._started_at = now
 
-    def _limits(self) -> dict[str, int]:
-        return {
-            "file_size_mb": int(self.config.get("worker", "max_file_size_mb")),
-            "open_files": int(self.config.get("worker", "max_open_files")),
-            "cpu_seconds": int(self.config.get("worker", "max_cpu_seconds")),
-            "address_space_mb": int(self.config.get("worker", "max_address_space_mb")),
-        }
+    def step(self, now: float) -> list[SupervisorEvent]:
+        """One iteration: read what the worker said, then the time-based duties. Never blocks."""
+        return self.read_events(now) + self.check(now)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop the worker (daemon exit, or a job abandoned): bounded by grace + REAP_SECONDS.
+
+        An idle worker is asked to exit and TERMed after ``grace``; a busy or loading one is
+        TERMed at once and KILLed after ``grace``. Nothing is reported: the caller decides
+        what becomes of the job in flight.
+        """
+        now = self._clock()
+        if self._child is None:
+            self.state = STOPPED
+            return
+        if self._stopping is None:
+            self._begin_stop(now, SHUTDOWN, polite=self.state == READY, grace=grace)
+        else:
+            self._stopping.cause = SHUTDOWN
+            self._stopping.hurry(now, grace)
+        while self.state == STOPPING:
+            self._step_stopping(self._clock())
+            if self.state == STOPPING:
+                self._sleep(STOP_POLL)
+        self.state = STOPPED
+
+    # -- jobs --------------------------------------------------------------------------------
 
     def send_job(self, request: JobRequest, now: float) -> None:
         """Hand a job to a ready worker."""
-        if self.state != READY or self._proc is None or self._proc.stdin is None:
+        if self.state != READY or self._child is None:
             raise RuntimeError(f"worker is {self.state}, not ready")
         self.state = BUSY
         self._job_started = self._last_progress = now
-        try:
-            self._proc.stdin.write(encode(request))
-            self._proc.stdin.flush()
-        except OSError:
-            pass  # the worker died; its pipe's EOF reports it
+        self._child.send(encode(request))  # if it died, its pipe's EOF says so
 
     def read_events(self, now: float) -> list[SupervisorEvent]:
-        """Drain the events pipe; EOF means the worker is gone, reported as ``WorkerLost``."""
-        if self._events_fd is None:
-            return []
-        events: list[SupervisorEvent] = []
-        eof = False
-        while self._events_fd is not None:
+        """Drain the events pipe; EOF means the worker is gone, reported once it is reaped.
+
+        At most ``MAX_READS`` chunks per call, so a worker that floods the pipe cannot hold
+        the daemon's loop; the rest is read on the next step.
+        """
+        for _ in range(MAX_READS):
+            if self._events_fd is None:
+                break
             try:
                 chunk = os.read(self._events_fd, 1 << 16)
             except BlockingIOError:
                 break
             if not chunk:
-                eof = True
+                self._on_eof(now)
                 break
+            if self.state == STOPPING:
+                continue  # a worker being stopped has nothing more to say that counts
             try:
                 lines = self._reader.feed(chunk)
             except ProtocolError:
-                events.append(self._lose(now, "crash", "the worker sent an oversized message"))
-                return events
+                self._lose(now, "crash", "the worker sent an oversized message")
+                break
             for line in lines:
                 try:
                     message = decode(line)
                     if isinstance(message, JobRequest | Stop):
                         raise ProtocolError("the worker sent a command, not an event")
                 except ProtocolError as exc:  # a worker that garbles its events cannot be trusted
-                    events.append(
-                        self._lose(now, "crash", f"the worker sent a malformed event: {exc.message}")
-                    )
-                    return events
-                events.append(self._on_event(message, now))
-        if eof:
-            events.append(self._on_exit(now))
-        events.extend(self._notices)
-        self._notices.clear()
-        return events
+                    self._lose(now, "crash", f"the worker sent a malformed event: {exc.message}")
+                    break
+                self._on_event(message, now)
+                if self.state == STOPPING:
+                    break
+        return self._drain()
 
-    def _on_event(self, event: SupervisorEvent, now: float) -> SupervisorEvent:
+    def check(self, now: float) -> list[SupervisorEvent]:
+        """Time-based duties: start when due, enforce time and memory limits, progress a stop."""
+        if self.state == STOPPING:
+            self._step_stopping(now)  # once reaped, a due restart happens right below
+        if self.state in (STOPPED, BACKOFF, UNAVAILABLE) and now >= self._next_start:
+            self.start(now)
+        elif self.state == STARTING:
+            if now - self._started_at > float(self.config.get("worker", "start_timeout_seconds")):
+                self._lose(now, "timeout", "the model took too long to load")
+        elif self.state == BUSY:
+            image_limit = float(self.config.get("worker", "image_timeout_seconds"))
+            job_limit = float(self.config.get("worker", "job_timeout_seconds"))
+            if now - self._last_progress > image_limit:
+                self._lose(now, "timeout", f"an image took over {image_limit:g} s")
+            elif now - self._job_started > job_limit:
+                self._lose(now, "timeout", f"the job took over {job_limit:g} s")
+            elif over := self._memory_over():
+                self._lose(now, "memory", over)
+        return self._drain()
+
+    def memory_bytes(self, max_age: float = 1.0) -> int:
+        """Resident bytes of the worker's process tree, sampled at most once per ``max_age``."""
+        now = self._clock()
+        if now - self._rss_at > max_age:
+            self._rss = self._rss_of(self._child.pid) if self._child is not None else 0
+            self._rss_at = now
+        return self._rss
+
+    # -- what the worker says ----------------------------------------------------------------
+
+    def _on_event(self, event: SupervisorEvent, now: float) -> None:
+        self._out.append(event)
         if isinstance(event, WorkerReady):
             self.state = READY
             self._start_failures = 0
@@ -220,201 +270,110 @@ class Supervisor:
             self.state = READY
             limit = int(self.config.get("worker", "max_images_per_worker"))
             if limit and self._images_served >= limit:
-                self._recycle(now)
-        return event
+                self._out.append(WorkerRecycled(self._images_served))
+                self._images_served = 0
+                self._begin_stop(now, RECYCLE, polite=True, grace=RECYCLE_GRACE)
+
+    def _on_eof(self, now: float) -> None:
+        self._close_events()
+        if self._stopping is None:  # it exited on its own: give it a moment, then KILL
+            self._stopping = Stopping(
+                LOST, reason="crash", busy=self.state == BUSY, starting=self.state == STARTING
+            )
+            self._stopping.on_eof(now)
+            self.state = STOPPING
+        self._step_stopping(now)
 
     def _mark_unavailable(self, now: float, reason: str) -> None:
         self.unavailable_reason = reason
-        self._reap(force=True)
-        self.state = UNAVAILABLE
         self._next_start = now + float(self.config.get("worker", "engine_retry_seconds"))
+        if self._child is None:
+            self.state = UNAVAILABLE
+        else:
+            self._begin_stop(now, UNAVAIL, polite=False, grace=KILL_GRACE)
 
-    def _on_exit(self, now: float) -> SupervisorEvent:
-        code = self._reap(force=False)
-        if self.state == UNAVAILABLE:
-            return WorkerExited(code)
-        detail = describe_exit(code)
-        if self.state == STARTING:
-            self._start_failures += 1
-            if self._start_failures >= START_FAILURES_BEFORE_UNAVAILABLE:
-                self._mark_unavailable(
-                    now,
-                    f"the worker failed to start {self._start_failures} times in a row; last: {detail}",
-                )
-                return WorkerUnavailable(self.unavailable_reason)
-        return self._lose(now, "crash", detail, already_reaped=True)
+    def _lose(self, now: float, reason: str, detail: str) -> None:
+        """Give up on the worker: TERM now, KILL after the grace; report once it is reaped."""
+        lost = Stopping(LOST, reason=reason, detail=detail, busy=self.state == BUSY)
+        self._begin_stop(now, LOST, polite=False, grace=KILL_GRACE, report=lost)
 
-    def check(self, now: float) -> list[SupervisorEvent]:
-        """Time-based duties: start or restart when due, enforce time and memory limits."""
-        events: list[SupervisorEvent] = []
-        if self.state in (STOPPED, BACKOFF, UNAVAILABLE) and now >= self._next_start:
-            self.start(now)
-        elif self.state == STARTING:
-            if now - self._started_at > float(self.config.get("worker", "start_timeout_seconds")):
-                events.append(self._lose(now, "timeout", "the model took too long to load"))
-        elif self.state == BUSY:
-            image_limit = float(self.config.get("worker", "image_timeout_seconds"))
-            job_limit = float(self.config.get("worker", "job_timeout_seconds"))
-            if now - self._last_progress > image_limit:
-                events.append(self._lose(now, "timeout", f"an image took over {image_limit:g} s"))
-            elif now - self._job_started > job_limit:
-                events.append(self._lose(now, "timeout", f"the job took over {job_limit:g} s"))
-            else:
-                over = self._memory_over()
-                if over:
-                    events.append(self._lose(now, "memory", over))
-        return events
+    # -- stopping ----------------------------------------------------------------------------
 
-    def memory_bytes(self, max_age: float = 1.0) -> int:
-        """Resident bytes of the worker's process tree, sampled at most once per ``max_age``."""
-        now = time.monotonic()
-        if now - self._rss_at > max_age:
-            self._rss = process_tree_rss(self._proc.pid) if self._proc is not None else 0
-            self._rss_at = now
-        return self._rss
+    def _begin_stop(
+        self, now: float, cause: str, *, polite: bool, grace: float, report: Stopping | None = None
+    ) -> None:
+        """Enter STOPPING. Polite: ask the idle worker to exit, TERM after ``grace``, KILL
+        ``KILL_GRACE`` later. Otherwise TERM now and KILL after ``grace``. ``report`` carries
+        what to say about a lost worker once it is reaped."""
+        asked = polite and self._child is not None and self._child.send(encode(Stop()))
+        s = report or Stopping(cause)
+        s.cause = cause
+        s.schedule(now, asked=asked, grace=grace)
+        self._stopping = s
+        self.state = STOPPING
+        self._step_stopping(now)
+
+    def _step_stopping(self, now: float) -> None:
+        """Send what is due, reap the worker if it is gone, and move on when it is."""
+        s, child = self._stopping, self._child
+        if s is None:
+            return
+        finished, code = s.advance(child, now, self._signal) if child is not None else (True, None)
+        if finished:
+            self._finish_stop(now, s, code)
+
+    def _finish_stop(self, now: float, s: Stopping, code: int | None) -> None:
+        child, self._child, self._stopping = self._child, None, None
+        self._close_events()
+        if child is not None:
+            child.close()
+            self._signal(child.pid, signal.SIGKILL)  # anything it left behind in its group
+        exit_text = procs.describe_exit(code)
+        if s.cause == RECYCLE:
+            self.state, self._next_start = STOPPED, now
+        elif s.cause == UNAVAIL:
+            self.state = UNAVAILABLE
+        elif s.cause == SHUTDOWN:
+            self.state = STOPPED
+        elif s.starting and s.reason == "crash" and self._count_start_failure(now, exit_text):
+            self._out.append(WorkerUnavailable(self.unavailable_reason))
+        else:
+            self._crashes += 1
+            self.state = BACKOFF
+            self._next_start = now + min(MAX_BACKOFF, 2.0 ** min(self._crashes - 1, 6))
+            self._out.append(WorkerLost(s.reason, s.detail or exit_text, s.busy, exit=exit_text))
+
+    def _count_start_failure(self, now: float, exit_text: str) -> bool:
+        """Count a worker that died while loading; True when that makes the engine unavailable."""
+        self._start_failures += 1
+        if self._start_failures < START_FAILURES_BEFORE_UNAVAILABLE:
+            return False
+        self._mark_unavailable(
+            now, f"the worker failed to start {self._start_failures} times in a row; last: {exit_text}"
+        )
+        return True
+
+    # -- helpers -----------------------------------------------------------------------------
 
     def _memory_over(self) -> str:
         limit_mb = float(self.config.get("worker", "max_memory_mb"))
-        if not limit_mb or self._proc is None:
+        if not limit_mb or self._child is None:
             return ""
         used = self.memory_bytes(max_age=0.5)
         if used > limit_mb * (1 << 20):
             return f"the worker used {used / (1 << 20):.0f} MB, over the {limit_mb:g} MB limit"
         return ""
 
-    def _lose(self, now: float, reason: str, detail: str, already_reaped: bool = False) -> WorkerLost:
-        was_busy = self.state == BUSY
-        if not already_reaped:
-            self._reap(force=True)
-        self._crashes += 1
-        self.state = BACKOFF
-        self._next_start = now + min(MAX_BACKOFF, 2.0 ** min(self._crashes - 1, 6))
-        return WorkerLost(reason, detail, was_busy)
-
-    def _recycle(self, now: float) -> None:
-        self.stop(grace=10.0)
-        self._notices.append(WorkerRecycled(self._images_served))
-        self._images_served = 0
-        self.state = STOPPED
-        self._next_start = now
-
-    def stop(self, grace: float = 10.0) -> None:
-        """Ask the worker to exit, then kill its process group if it does not."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None and proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.write(encode(Stop()))
-                proc.stdin.flush()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=grace if self.state != BUSY else 0.1)
-        self._reap(force=True)
-        self.state = STOPPED
-
-    def _reap(self, *, force: bool) -> int | None:
-        """Collect the worker (killing its group first when ``force``); return its exit code."""
-        proc, self._proc = self._proc, None
+    def _close_events(self) -> None:
         if self._events_fd is not None:
-            os.close(self._events_fd)
+            with contextlib.suppress(OSError):
+                os.close(self._events_fd)
             self._events_fd = None
-        if proc is None:
-            return None
-        if force:
-            kill_group(proc)
-        with contextlib.suppress(OSError):
-            if proc.stdin:
-                proc.stdin.close()
-        try:
-            return proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            kill_group(proc, sig=signal.SIGKILL)
-            return proc.wait()
+
+    def _drain(self) -> list[SupervisorEvent]:
+        out, self._out = self._out, []
+        return out
 
 
-def package_path_for(python: str, state_dir: Path) -> Path:
-    """For a worker in another Python (``python``), a folder exposing only this package.
-
-    Adding our whole site-packages to a foreign interpreter's path would mix compiled modules
-    of two Pythons; a folder holding one symlink to the package does not.
-    """
-    import sharpmld
-
-    pylib = state_dir / "pylib"
-    link = pylib / "sharpmld"
-    package = Path(sharpmld.__file__).resolve().parent
-    pylib.mkdir(parents=True, exist_ok=True)
-    if not (link.is_symlink() and link.resolve() == package):
-        tmp = fsio.temp_name_for(link)
-        os.symlink(package, tmp)
-        os.replace(tmp, link)
-    return pylib
-
-
-def sandbox_prefix(enabled: bool) -> list[str]:
-    """The command that runs the worker without network access, or [] when not asked for.
-
-    Linux: a new, empty network namespace (``unshare``); macOS: a sandbox profile that denies
-    the network (``sandbox-exec``). Asked for but impossible is an error, never a silent no-op.
-    """
-    if not enabled:
-        return []
-    if sys.platform == "darwin":
-        tool = shutil.which("sandbox-exec")
-        if tool:
-            return [tool, "-p", "(version 1)(allow default)(deny network*)"]
-    elif tool := shutil.which("unshare"):
-        if os.geteuid() == 0:
-            return [tool, "--net"]
-        return [tool, "--user", "--map-current-user", "--net"]
-    raise ValueError("worker.sandbox is on but no sandbox tool (unshare / sandbox-exec) exists")
-
-
-def worker_identity(user: str) -> dict[str, Any]:
-    """Popen arguments that run the worker as ``user`` (the daemon must be root to switch)."""
-    if not user:
-        return {}
-    if os.geteuid() != 0:
-        raise ValueError(f"worker.user = {user!r} needs the daemon to run as root")
-    entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-
-
-def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, wait: float = 3.0) -> None:
-    """TERM the worker's process group, then KILL it; ESRCH means it is already gone."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def process_tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its children (0 if it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            total += int(p.memory_info().rss)
-    return total
-
-
-def describe_exit(code: int | None) -> str:
-    """A worker's exit status in words."""
-    if code is None:
-        return "the worker vanished"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the worker was killed by {name}"
-    return f"the worker exited with status {code}"
+# Kept importable from here: the daemon finds it in this module.
+package_path_for = spawn.package_path_for

@@ -36,9 +36,9 @@ def test_engine_crash_after_the_last_attempt_says_its_advice_once_and_not_try_ag
     tmp_path: Path,
 ) -> None:
     run = _run(tmp_path, max_attempts=2)
-    run.charge_attempt()
+    run.begin_attempt()
     assert run.worker_lost("crash", "the worker was killed by SIGKILL") == OUTCOME_RETRY
-    run.charge_attempt()
+    run.begin_attempt()
     assert run.worker_lost("crash", "the worker was killed by SIGKILL") == OUTCOME_FAILED
     text = _error_txt(run)
     assert text.count(EngineCrash.advice) == 1
@@ -52,7 +52,7 @@ def test_engine_crash_after_the_last_attempt_says_its_advice_once_and_not_try_ag
 )
 def test_a_lost_worker_explains_itself_once(tmp_path: Path, reason: str, error: type[JobFailed]) -> None:
     run = _run(tmp_path)
-    run.charge_attempt()
+    run.begin_attempt()
     assert run.worker_lost(reason, "an image took over 300 s") == OUTCOME_FAILED
     text = _error_txt(run)
     assert text.count(error.advice) == 1
