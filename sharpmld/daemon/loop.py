@@ -189,11 +189,23 @@ class Daemon:
             self.log.warning("inbox watcher restarted")
         if now >= self.scan_due:
             self._scan(now)
+        if not self.stopping.requested:
+            self._take_work(now)
+        # Heartbeat and tick on every step, draining included: a job that drains must keep
+        # its lease (or another host adopts it), and the gauges must show the stop.
+        if self.current is not None and now >= self.next_heartbeat:
+            write_lease(self.current.job.path, self.owner)
+            self.next_heartbeat = now + self.heartbeat
+        self.events.on_tick(self, now)
         if self.stopping.requested:
             in_flight = self.current is not None
             if self.stopping.finished(now, in_flight=in_flight, between_attempts=self.redispatch):
                 self.finished = True  # stop() hands back a job still in flight
-            return
+        elif self.burst and self.current is None and not self.scanner.entries:
+            self.finished = claiming.nothing_left(self)
+
+    def _take_work(self, now: float) -> None:
+        """Claim the next job when idle, or send the job in flight to a new worker."""
         if self.current is None:
             self.housekeeping.step(now)
             claimed = claiming.next_job(self, now)
@@ -201,12 +213,6 @@ class Daemon:
                 self.begin(claimed, now)
         elif self.redispatch and self.supervisor.state == sv.READY:
             self._dispatch(now)
-        if self.current is not None and now >= self.next_heartbeat:
-            write_lease(self.current.job.path, self.owner)
-            self.next_heartbeat = now + self.heartbeat
-        self.events.on_tick(self, now)
-        if self.burst and self.current is None and not self.scanner.entries:
-            self.finished = claiming.nothing_left(self)
 
     def _scan(self, now: float) -> None:
         started = time.perf_counter()
