@@ -42,6 +42,7 @@ OUTCOME_DONE = "done"
 OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
+OUTCOME_RELEASED = "released"  # could not be closed; left in working/ for recovery
 # Image-level codes that mean the engine, not the picture, went wrong.
 ENGINE_CODES: dict[str, type[JobFailed]] = {
     "model_error": EngineCrash,

@@ -21,7 +21,7 @@ from sharpmld.core.config import Config
 from sharpmld.core.errors import InternalError, TooManyAttempts
 from sharpmld.daemon import access, claiming, routing
 from sharpmld.daemon.housekeeping import Housekeeping
-from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, JobRun
+from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RELEASED, JobRun
 from sharpmld.daemon.status import remove_status, write_status
 from sharpmld.daemon.stopping import StopPolicy
 from sharpmld.daemon.waiting import Waiter
@@ -31,7 +31,7 @@ from sharpmld.observers.events import Observer, Observers
 from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
 from sharpmld.queue.layout import Layout
-from sharpmld.queue.lease import Owner, write_lease
+from sharpmld.queue.lease import Owner, release_lease, write_lease
 from sharpmld.queue.record import Job
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
@@ -146,7 +146,10 @@ class Daemon:
         run = self.current
         if run is not None:
             self.supervisor.stop(grace=0.1)
-            run.hand_back("the daemon stopped")
+            try:
+                run.hand_back("the daemon stopped")
+            except Exception as exc:  # stop the rest regardless; recovery takes the job
+                self._release(run, exc)
             self.current = None
         self.supervisor.stop(grace=5.0)
         self.watcher.stop()
@@ -241,12 +244,31 @@ class Daemon:
             return
         self.supervisor.stop(grace=1.0)
         full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        with contextlib.suppress(Exception):
+        try:
             if full:
                 run.hand_back("disk full")
             else:
                 run.fail(InternalError(f"Processing failed because of an internal error: {exc!r}"))
+        except Exception as second:
+            self._release(run, second)
         self.closed(run, now)
+
+    def _release(self, run: JobRun, exc: Exception) -> None:
+        """The job could not be closed either: let recovery take it rather than hold it."""
+        self.log.exception(
+            "could not close the job; released it for recovery",
+            job_id=run.job.job_id,
+            error=repr(exc),
+        )
+        run.outcome = OUTCOME_RELEASED
+        try:
+            release_lease(run.job.path, self.owner)
+        except OSError as third:
+            self.log.error(
+                "could not release the job; it is recovered at the next start",
+                job_id=run.job.job_id,
+                error=str(third),
+            )
 
     def paused_reason(self, now: float) -> str:
         """Why no job would be claimed now ("" when intake is open)."""

@@ -94,6 +94,8 @@ def adopt(path: Path, owner: Owner, *, lease_timeout: float) -> Job | None:
     if not owner_is_gone(gone, lease_timeout=lease_timeout):
         return None  # someone adopted it since it was found, and is alive
     who = f"{gone.owner.host}-{gone.owner.pid}-{gone.owner.started:.0f}" if gone else "unleased"
+    if gone is not None and gone.released:  # a live owner may release several times
+        who += f"-released-{gone.heartbeat:.6f}"
     marker = path / fsio.fit_name(f"{ADOPT_PREFIX}{who}")
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

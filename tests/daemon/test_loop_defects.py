@@ -70,6 +70,7 @@ def test_a_job_that_cannot_be_closed_after_a_bug_is_released_for_recovery(
     orphans = list(recovery.find_orphans(rig.daemon.layout, lease_timeout=rig.daemon.lease_timeout))
     assert orphans == [run.job.path], "the job still sits under a live lease"
 
+    rig.worker.become_ready()  # the error path stopped the worker; a new one comes up
     rig.step(ORPHAN_CHECK_SECONDS + 1)  # recovery takes it: the next worker gets it again
     assert [r.job_id for r in rig.worker.sent] == [run.job.job_id] * 2
 
