@@ -9,8 +9,6 @@ never imports torch: the model lives in the worker the supervisor runs.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import time
 from collections.abc import Callable
@@ -18,20 +16,21 @@ from typing import Any
 
 from sharpmld.core import log
 from sharpmld.core.config import Config
-from sharpmld.core.errors import InternalError, TooManyAttempts
-from sharpmld.daemon import access, claiming, routing
+from sharpmld.core.errors import TooManyAttempts
+from sharpmld.daemon import access, claiming, mishaps, routing
 from sharpmld.daemon.housekeeping import Housekeeping
-from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RELEASED, JobRun
-from sharpmld.daemon.status import remove_status, write_status
+from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, JobRun
+from sharpmld.daemon.status import engine_info, remove_status, write_status
 from sharpmld.daemon.stopping import StopPolicy
 from sharpmld.daemon.waiting import Waiter
+from sharpmld.daemon.watching import WatcherKeeper
 from sharpmld.intake.scanner import Entry, InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
 from sharpmld.observers.events import Observer, Observers
 from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
 from sharpmld.queue.layout import Layout
-from sharpmld.queue.lease import Owner, release_lease, write_lease
+from sharpmld.queue.lease import Owner, write_lease
 from sharpmld.queue.record import Job
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
@@ -39,7 +38,6 @@ from sharpmld.supervisor.checkpoint import CheckpointHasher
 DEBOUNCE = 0.1
 MAX_WAIT = 1.0
 BUSY_WAIT = 0.25  # while the worker starts or works, or while stopping: notice progress soon
-ERROR_PAUSE = 1.0  # after a bug, so that a bug that repeats cannot spin the loop
 
 
 class Daemon:
@@ -85,6 +83,8 @@ class Daemon:
         self.supervisor = supervisor if supervisor is not None else sv.Supervisor(config)
         polling = config.get("intake", "observer") == "polling"
         self.watcher = watcher or InboxWatcher(self.layout.inbox, self.waiter.poke, polling=polling)
+        scan_interval = float(config.get("intake", "scan_interval_seconds"))
+        self.watching = WatcherKeeper(self.watcher, self.log, scan_interval)
         self.hasher = CheckpointHasher(config.checkpoint, self.layout.state_dir)
         self.housekeeping = Housekeeping(config, self.layout, self.log)
         self.metrics: Metrics | None = None
@@ -125,8 +125,7 @@ class Daemon:
             metrics_url = f"http://{host}:{port}/metrics"
         if config_python := self.config.worker_python:
             self.supervisor.package_dir = sv.package_path_for(config_python, self.layout.state_dir)
-        with contextlib.suppress(OSError):
-            self.watcher.start()
+        self.watching.start(now)
         self.hasher.start()
         self.housekeeping.start()
         self.supervisor.start(now)
@@ -149,10 +148,10 @@ class Daemon:
             try:
                 run.hand_back("the daemon stopped")
             except Exception as exc:  # stop the rest regardless; recovery takes the job
-                self._release(run, exc)
+                mishaps.release(self, run, exc)
             self.current = None
         self.supervisor.stop(grace=5.0)
-        self.watcher.stop()
+        self.watching.stop()
         self.housekeeping.stop()
         self.events.on_stopped()
         remove_status(self.layout.state_dir)
@@ -182,14 +181,13 @@ class Daemon:
         try:
             self._step(now)
         except Exception as exc:  # a bug must cost one job, never the daemon
-            self._on_step_error(exc, now)
+            mishaps.on_step_error(self, exc, now)
 
     def _step(self, now: float) -> None:
         self.stopping.step(now)
         for event in self.supervisor.read_events(now) + self.supervisor.check(now):
             routing.route(self, event, now)
-        if self.watcher.check():
-            self.log.warning("inbox watcher restarted")
+        self.watching.step(now)
         if now >= self.scan_due:
             self._scan(now)
         if not self.stopping.requested:
@@ -231,45 +229,6 @@ class Daemon:
         due = self.scanner.next_due()
         self.scan_due = min(now + interval, due) if due is not None else now + interval
 
-    def _on_step_error(self, exc: Exception, now: float) -> None:
-        """Log a bug with its traceback; end the job in flight so it cannot loop forever.
-
-        A full disk is not the job's fault: its input goes back to the inbox. Anything else
-        fails the job with ``internal_error``.
-        """
-        self.log.exception("internal error in the daemon loop", error=repr(exc))
-        self.quiet_until = now + ERROR_PAUSE
-        run = self.current
-        if run is None:
-            return
-        self.supervisor.stop(grace=1.0)
-        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        try:
-            if full:
-                run.hand_back("disk full")
-            else:
-                run.fail(InternalError(f"Processing failed because of an internal error: {exc!r}"))
-        except Exception as second:
-            self._release(run, second)
-        self.closed(run, now)
-
-    def _release(self, run: JobRun, exc: Exception) -> None:
-        """The job could not be closed either: let recovery take it rather than hold it."""
-        self.log.exception(
-            "could not close the job; released it for recovery",
-            job_id=run.job.job_id,
-            error=repr(exc),
-        )
-        run.outcome = OUTCOME_RELEASED
-        try:
-            release_lease(run.job.path, self.owner)
-        except OSError as third:
-            self.log.error(
-                "could not release the job; it is recovered at the next start",
-                job_id=run.job.job_id,
-                error=str(third),
-            )
-
     def paused_reason(self, now: float) -> str:
         """Why no job would be claimed now ("" when intake is open)."""
         return claiming.paused_reason(self, now)
@@ -279,7 +238,7 @@ class Daemon:
     def begin(self, claimed: claiming.Claimed, now: float) -> None:
         """Prepare a job this daemon now owns and hand it to the worker (or close it)."""
         job: Job = claimed.job
-        run = JobRun(job, self.layout, self.config, self._engine_info())
+        run = JobRun(job, self.layout, self.config, engine_info(self))
         self.current = run
         self.next_heartbeat = now + self.heartbeat  # the claim (or adoption) wrote the lease
         self.events.on_claimed(run, settle_wait=claimed.settle_wait, queue_wait=claimed.queue_wait)
@@ -316,14 +275,3 @@ class Daemon:
         self.current = None
         self.redispatch = False
         write_status(self)
-
-    def _engine_info(self) -> dict[str, Any]:
-        info = self.supervisor.info
-        return {
-            "device": info.device,
-            "torch": info.torch,
-            "model": self.config.get("model", "factory"),
-            "checkpoint": str(self.config.checkpoint),
-            "checkpoint_sha256": self.hasher.value,
-            "load_seconds": info.load_seconds,
-        }

@@ -51,3 +51,16 @@ def write_status(daemon: Daemon) -> None:
 def remove_status(state_dir: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(status_path(state_dir))
+
+
+def engine_info(daemon: Daemon) -> dict[str, Any]:
+    """What a job's result.json records of the engine that ran it."""
+    info = daemon.supervisor.info
+    return {
+        "device": info.device,
+        "torch": info.torch,
+        "model": daemon.config.get("model", "factory"),
+        "checkpoint": str(daemon.config.checkpoint),
+        "checkpoint_sha256": daemon.hasher.value,
+        "load_seconds": info.load_seconds,
+    }
