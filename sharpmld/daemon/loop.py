@@ -103,13 +103,15 @@ class Daemon:
         self.waiter.open()
         self.stopping.install(self.waiter.signal_fd)
         try:
-            self.start(clock())
-            while not self.finished:
-                if self.waiter.wait(self.timeout(clock()), self.supervisor.fileno()):
-                    self.poked(clock())
-                self.step(clock())
+            self.start(clock())  # a root we cannot use ends here, before anything started
+            try:
+                while not self.finished:
+                    if self.waiter.wait(self.timeout(clock()), self.supervisor.fileno()):
+                        self.poked(clock())
+                    self.step(clock())
+            finally:
+                self.stop()
         finally:
-            self.stop()
             self.stopping.uninstall()
             self.waiter.close()
         return 0

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sharpmld.core.errors import EngineCrash, Timeout
+from sharpmld.daemon.loop import Daemon
 from sharpmld.daemon.status import status_path
 from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
 from sharpmld.queue.lease import Owner, read_lease
 from sharpmld.supervisor import supervisor as sv
-from tests.daemon.fakes import JOB_TIMEOUT, Rig, make_rig
+from tests.daemon.fakes import JOB_TIMEOUT, FakeWatcher, FakeWorker, Rig, make_config, make_rig
 from tests.intake import corpus
 
 
@@ -187,3 +188,12 @@ def test_the_status_file_shows_why_the_engine_is_unavailable(tmp_path: Path) -> 
     assert status["engine_message"] == "the checkpoint is missing"
     assert "counters" not in status
     assert rig.daemon.paused_reason(rig.now) == "engine_unavailable"
+
+
+def test_run_alternates_the_wait_and_the_step_until_a_burst_is_done(tmp_path: Path) -> None:
+    worker = FakeWorker()
+    daemon = Daemon(make_config(tmp_path / "root"), burst=True, supervisor=worker, watcher=FakeWatcher())
+    ticks = iter(range(1000, 10**6))
+    assert daemon.run(clock=lambda: float(next(ticks))) == 0
+    assert daemon.finished and worker.stops, "the worker was not stopped on the way out"
+    assert not status_path(tmp_path / "root" / ".sharpmld").exists()
