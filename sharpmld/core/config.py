@@ -197,7 +197,33 @@ def validate(data: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
         for key, value in values.items():
             checked[key] = _check_value(section, key, value, source)
         sections[section] = checked
+    _check_relations(sections, source)
     return sections
+
+
+def _check_relations(sections: dict[str, dict[str, Any]], source: str) -> None:
+    """Keys that are only valid together: the lease must outlive a heartbeat gap and a drain.
+
+    Another host adopts a job whose heartbeat is older than the lease timeout, so a heartbeat
+    that is not well inside it (a third leaves room for two missed beats), or a stop grace
+    that outlasts it, lets a live daemon's job be taken over and processed twice.
+    """
+    queue = sections.get("queue", {})
+
+    def value(key: str) -> float:
+        return float(queue.get(key, DEFAULTS["queue"][key][0]))
+
+    lease = value("lease_timeout_seconds")
+    if value("heartbeat_seconds") >= lease / 3:
+        raise ConfigError(
+            f"{source}: 'queue.heartbeat_seconds' ({value('heartbeat_seconds'):g}) must be less than "
+            f"a third of 'queue.lease_timeout_seconds' ({lease:g}); lower the first or raise the second"
+        )
+    if value("shutdown_grace_seconds") >= lease:
+        raise ConfigError(
+            f"{source}: 'queue.shutdown_grace_seconds' ({value('shutdown_grace_seconds'):g}) must be "
+            f"less than 'queue.lease_timeout_seconds' ({lease:g}); lower the first or raise the second"
+        )
 
 
 def _check_value(section: str, key: str, value: Any, source: str) -> Any:

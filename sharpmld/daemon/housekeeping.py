@@ -1,12 +1,11 @@
 """Housekeeping between jobs: the low-disk guard and the retention sweep.
 
-Same lifecycle as the daemon's other parts: ``loop(now)`` does what is due and returns at
-once otherwise, so the daemon can call it every iteration and a test can step it.
+Same lifecycle as the daemon's other parts: ``start()``, ``step(now)`` that does what is due
+and returns at once otherwise (the clock is the caller's: a test passes its own), ``stop()``.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sharpmld.core.config import Config
@@ -30,8 +29,12 @@ class Housekeeping:
         self._next_disk_check = 0.0
         self._next_sweep = 0.0
 
-    def loop(self, now: float) -> None:
-        """Run whichever check is due."""
+    def start(self) -> None:
+        """Make every check due at the first step."""
+        self._next_disk_check = self._next_sweep = float("-inf")
+
+    def step(self, now: float) -> None:
+        """Run whichever check is due (a disk check is one statvfs; a sweep, a listing)."""
         if now >= self._next_disk_check:
             self._next_disk_check = now + DISK_CHECK_SECONDS
             self._check_disk()
@@ -43,10 +46,13 @@ class Housekeeping:
         """Whether claiming must wait for space (below the minimum, or just after ENOSPC)."""
         return self.low_disk or now < self.backoff_until
 
-    def disk_filled_up(self) -> None:
+    def stop(self) -> None:
+        """Nothing runs in the background: nothing to stop."""
+
+    def disk_filled_up(self, now: float) -> None:
         """A job hit ENOSPC and went back to the inbox: wait before claiming again."""
         wait = float(self.config.get("intake", "disk_full_retry_seconds"))
-        self.backoff_until = time.monotonic() + wait
+        self.backoff_until = now + wait
         self.log.warning("the disk filled up during a job; it went back to the inbox", retry_in_seconds=wait)
 
     def _check_disk(self) -> None:

@@ -56,6 +56,7 @@ OUTCOME_DONE = "done"
 OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
+OUTCOME_RELEASED = "released"  # could not be closed; left in working/ for recovery
 # What ended a try, as recorded in its history entry. A try is charged to the job (counted in
 # ``attempts``) only when it ended with evidence about the job; daemon deaths are counted
 # apart (``daemon_restarts``, by recovery) and handing a job back charges nothing.

@@ -1,89 +1,92 @@
 """The daemon: one loop that scans, claims, dispatches and closes jobs.
 
-Lifecycle as in every long-running part here: ``initialize()``, ``loop(now)`` for one
-iteration (tests can step it), ``shutdown()``. Signal handlers only set flags and wake the
-loop; the loop acts. A second TERM or INT means stop now. This process never imports torch.
+Lifecycle as in every long-running part here: ``start(now)``, ``step(now)`` for one iteration
+of work that never blocks (the clock is passed in, so a test drives it with a fake one), and
+``stop()``. ``run()`` is the only place that waits: it alternates ``Waiter.wait(timeout)`` and
+``step(clock())``. Signal handlers only count stop requests (see ``stopping``). This process
+never imports torch: the model lives in the worker the supervisor runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import select
-import signal
-import socket
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from sharpmld.core import fsio, log
+from sharpmld.core import log
 from sharpmld.core.config import Config
-from sharpmld.core.errors import InternalError
-from sharpmld.daemon import access
+from sharpmld.daemon import access, claiming, mishaps, routing
 from sharpmld.daemon.housekeeping import Housekeeping
-from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
-from sharpmld.intake.inspect import is_in_progress, is_junk
-from sharpmld.intake.scanner import InboxScanner
+from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, JobRun
+from sharpmld.daemon.status import engine_info, remove_status, write_status
+from sharpmld.daemon.stopping import StopPolicy
+from sharpmld.daemon.waiting import Waiter
+from sharpmld.daemon.watching import WatcherKeeper
+from sharpmld.intake.scanner import Entry, InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
 from sharpmld.observers.events import DaemonFacts, Observer, Observers
 from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
-from sharpmld.protocol import (
-    ImageDone,
-    ImageFailed,
-    SupervisorEvent,
-    WorkerLost,
-    WorkerReady,
-    WorkerRecycled,
-    WorkerUnavailable,
-)
-from sharpmld.queue import recovery
-from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
 from sharpmld.queue.lease import Owner, write_lease
+from sharpmld.queue.record import Job
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
 from sharpmld.supervisor.spawn import give_job_folder
 
 DEBOUNCE = 0.1
-ORPHAN_CHECK_SECONDS = 10.0
-STATUS_FILE_PREFIX = "daemon-"
+MAX_WAIT = 1.0
+BUSY_WAIT = 0.25  # while the worker starts or works, or while stopping: notice progress soon
 
 
 class Daemon:
-    """The sharpmld daemon for one root."""
+    """The sharpmld daemon for one root.
 
-    def __init__(self, config: Config, *, burst: bool = False) -> None:
+    ``supervisor`` and ``watcher`` may be given (tests pass fakes with the same public
+    methods); by default the daemon makes the real ones.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        burst: bool = False,
+        supervisor: Any = None,
+        watcher: Any = None,
+        waiter: Waiter | None = None,
+    ) -> None:
         self.config = config
         self.layout = Layout(config.root)
         self.burst = burst
         self.log = log.get()
         self.owner = Owner.current()
-        self.stop_requests = 0
-        self.stop_deadline: float | None = None
+        self.lease_timeout = float(config.get("queue", "lease_timeout_seconds"))
+        self.heartbeat = float(config.get("queue", "heartbeat_seconds"))
+        self.stopping = StopPolicy(float(config.get("queue", "shutdown_grace_seconds")), self.log)
         self.current: JobRun | None = None
         self.redispatch = False
-        self.engine_message = ""
+        self.unavailable_logged = ""
         self.scan_due = 0.0
         self.next_orphan_check = 0.0
         self.next_heartbeat = 0.0
+        self.quiet_until = 0.0
         self.finished = False
-        self.ready: list[Any] = []
-        self._wake_r, self._wake_w = -1, -1
+        self.ready: list[Entry] = []
         self.scanner = InboxScanner(
             self.layout.inbox,
             settle=float(config.get("intake", "settle_seconds")),
             marker=str(config.get("intake", "ready_marker")),
             max_entries=int(config.get("limits", "max_entries")),
         )
-        self.supervisor = sv.Supervisor(config)
-        self.watcher = InboxWatcher(
-            self.layout.inbox, self.poke, polling=config.get("intake", "observer") == "polling"
-        )
+        self.waiter = waiter or Waiter()
+        self.supervisor = supervisor if supervisor is not None else sv.Supervisor(config)
+        polling = config.get("intake", "observer") == "polling"
+        self.watcher = watcher or InboxWatcher(self.layout.inbox, self.waiter.poke, polling=polling)
+        scan_interval = float(config.get("intake", "scan_interval_seconds"))
+        self.watching = WatcherKeeper(self.watcher, self.log, scan_interval)
         self.hasher = CheckpointHasher(config.checkpoint, self.layout.state_dir)
         self.housekeeping = Housekeeping(config, self.layout, self.log)
-        self.counters: dict[str, int] = {"claimed": 0, "done": 0, "failed": 0, "retried": 0}
         self.metrics: Metrics | None = None
         observers: list[Observer] = [Notifier(config, self.log)]
         if config.get("metrics", "enabled"):
@@ -95,8 +98,26 @@ class Daemon:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def initialize(self) -> None:
-        """Create the tree, install signal handlers, start the watcher and the worker."""
+    def run(self, clock: Callable[[], float] = time.monotonic) -> int:
+        """Run until stopped; returns the process exit code. The only loop that waits."""
+        self.waiter.open()
+        self.stopping.install(self.waiter.signal_fd)
+        try:
+            self.start(clock())  # a root we cannot use ends here, before anything started
+            try:
+                while not self.finished:
+                    if self.waiter.wait(self.timeout(clock()), self.supervisor.fileno()):
+                        self.poked(clock())
+                    self.step(clock())
+            finally:
+                self.stop()
+        finally:
+            self.stopping.uninstall()
+            self.waiter.close()
+        return 0
+
+    def start(self, now: float) -> None:
+        """Create the tree, start serving metrics, the watcher, the hasher and the worker."""
         access.require_access(self.config.root)
         self.layout.ensure()
         metrics_url = None
@@ -106,16 +127,9 @@ class Daemon:
             metrics_url = f"http://{host}:{port}/metrics"
         if config_python := self.config.worker_python:
             self.supervisor.package_dir = sv.package_path_for(config_python, self.layout.state_dir)
-        self._wake_r, self._wake_w = os.pipe()
-        for fd in (self._wake_r, self._wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        with contextlib.suppress(OSError):
-            self.watcher.start()
+        self.watching.start(now)
         self.hasher.start()
-        now = time.monotonic()
+        self.housekeeping.start()
         self.supervisor.start(now)
         self.log.info(
             "daemon started",
@@ -125,188 +139,127 @@ class Daemon:
             burst=self.burst,
             metrics=metrics_url,
         )
-        self.events.on_started(self._facts(now))
-        self._write_status()
+        self.events.on_started(self.facts(now))
+        write_status(self)
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self.stop_requests += 1
-
-    def poke(self) -> None:
-        """Called from the watcher's thread: wake the loop for a rescan."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"w")
-
-    def run(self) -> int:
-        """Run until stopped; returns the process exit code."""
-        self.initialize()
-        try:
-            while not self.finished:
-                try:
-                    self.loop(time.monotonic())
-                except Exception as exc:  # a bug must cost one job, never the daemon
-                    self._on_loop_error(exc)
-        finally:
-            self.shutdown()
-        return 0
-
-    def _on_loop_error(self, exc: Exception) -> None:
-        """Log a bug with its traceback; end the job in flight so it cannot loop forever.
-
-        A full disk is not the job's fault: its input goes back to the inbox. Anything else
-        fails the job with ``internal_error``.
-        """
-        self.log.exception("internal error in the daemon loop", error=repr(exc))
+    def stop(self) -> None:
+        """Stop the worker and the watcher; hand back a job that is still in flight."""
         run = self.current
         if run is not None:
-            self.supervisor.stop(grace=1.0)
-            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            with contextlib.suppress(Exception):
-                if full:
-                    run.hand_back("disk full")
-                else:
-                    run.fail(InternalError())  # the repr is in the log line above, not for people
-            self._closed(run)
-        time.sleep(1.0)
-
-    def shutdown(self) -> None:
-        """Stop the worker and the watcher; hand back a job that is still in flight."""
-        if self.current is not None:
             self.supervisor.stop(grace=0.1)
-            self._hand_back_current("the daemon stopped")
+            try:
+                run.hand_back("the daemon stopped")
+            except Exception as exc:  # stop the rest regardless; recovery takes the job
+                mishaps.release(self, run, exc)
+            self.current = None
         self.supervisor.stop(grace=5.0)
-        self.watcher.stop()
+        self.watching.stop()
+        self.housekeeping.stop()
         self.events.on_stopped()
-        with contextlib.suppress(OSError):
-            os.unlink(self._status_path())
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.log.info("daemon stopped", **self.counters)
+        remove_status(self.layout.state_dir)
+        self.log.info("daemon stopped")
+
+    def request_stop(self) -> None:
+        """What a TERM does: the first drains, the second stops now."""
+        self.stopping.request()
+
+    def timeout(self, now: float) -> float:
+        """How long ``run`` may wait before the next step is due."""
+        timeout = max(0.0, min(self.scan_due - now, MAX_WAIT))
+        if self.supervisor.state in (sv.BUSY, sv.STARTING, sv.STOPPING) or self.stopping.requested:
+            timeout = min(timeout, BUSY_WAIT)
+        return max(timeout, min(self.quiet_until - now, MAX_WAIT))
+
+    def poked(self, now: float) -> None:
+        """The inbox changed: rescan soon (debounced: one copy fires many events)."""
+        self.scan_due = min(self.scan_due, now + DEBOUNCE)
 
     # -- one iteration -----------------------------------------------------------------------
 
-    def loop(self, now: float) -> None:
-        """Wait for something to do (bounded), then do it."""
-        self._wait(now)
-        now = time.monotonic()
-        self._handle_stop_requests(now)
-        for event in self.supervisor.read_events(now) + self.supervisor.check(now):
-            self._on_worker_event(event, now)
-        if self.watcher.check():
-            self.log.warning("inbox watcher restarted")
-        if now >= self.scan_due:
-            started = time.perf_counter()
-            self.ready = self.scanner.scan(now)
-            entries = self.scanner.entries.values()
-            self.events.on_scan(
-                duration=time.perf_counter() - started,
-                waiting=len(self.ready),
-                settling=self.scanner.settling,
-                oldest_age=max((now - e.first_seen for e in entries), default=0.0),
-            )
-            interval = float(self.config.get("intake", "scan_interval_seconds"))
-            due = self.scanner.next_due()
-            self.scan_due = min(now + interval, due) if due is not None else now + interval
-        if self.stop_requests:
-            self._progress_shutdown(now)
+    def step(self, now: float) -> None:
+        """One iteration of work at time ``now``; returns at once when nothing is due."""
+        if self.finished or now < self.quiet_until:
             return
-        if self.current is None:
-            self._start_next(now)
-        elif self.redispatch and self.supervisor.state == sv.READY:
-            self._dispatch(now)
+        try:
+            self._step(now)
+        except Exception as exc:  # a bug must cost one job, never the daemon
+            mishaps.on_step_error(self, exc, now)
+
+    def _step(self, now: float) -> None:
+        self.stopping.step(now)
+        for event in self.supervisor.read_events(now) + self.supervisor.check(now):
+            routing.route(self, event, now)
+        self.watching.step(now)
+        if now >= self.scan_due:
+            self._scan(now)
+        if not self.stopping.requested:
+            self._take_work(now)
+        # Heartbeat and tick on every step, draining included: a job that drains must keep
+        # its lease (or another host adopts it), and the gauges must show the stop.
         if self.current is not None and now >= self.next_heartbeat:
             write_lease(self.current.job.path, self.owner)
-            self.next_heartbeat = now + float(self.config.get("queue", "heartbeat_seconds"))
-        self.events.on_tick(self._facts(now), now)
-        if self.burst and self.current is None and not self.scanner.entries and self._idle_done():
-            self.finished = True
+            self.next_heartbeat = now + self.heartbeat
+        self.events.on_tick(self.facts(now), now)
+        if self.stopping.requested:
+            in_flight = self.current is not None
+            if self.stopping.finished(now, in_flight=in_flight, between_attempts=self.redispatch):
+                self.finished = True  # stop() hands back a job still in flight
+        elif self.burst and self.current is None and not self.scanner.entries:
+            self.finished = claiming.nothing_left(self)
 
-    def _wait(self, now: float) -> None:
-        timeout = max(0.0, min(self.scan_due - now, 1.0))
-        if self.supervisor.state in (sv.BUSY, sv.STARTING, sv.STOPPING) or self.stop_requests:
-            timeout = min(timeout, 0.25)
-        fds = [self._wake_r]
-        worker_fd = self.supervisor.fileno()
-        if worker_fd is not None:
-            fds.append(worker_fd)
-        try:
-            readable, _, _ = select.select(fds, [], [], timeout)
-        except InterruptedError:
-            readable = []
-        if self._wake_r in readable:
-            with contextlib.suppress(BlockingIOError):
-                data = os.read(self._wake_r, 4096)
-                if b"w" in data:
-                    self.scan_due = min(self.scan_due, time.monotonic() + DEBOUNCE)
+    def _take_work(self, now: float) -> None:
+        """Claim the next job when idle, or send the job in flight to a new worker."""
+        if self.current is None:
+            self.housekeeping.step(now)
+            claimed = claiming.next_job(self, now)
+            if claimed is not None:
+                self.begin(claimed, now)
+        elif self.redispatch and self.supervisor.state == sv.READY:
+            self._dispatch(now)
 
-    # -- claiming ----------------------------------------------------------------------------
+    def _scan(self, now: float) -> None:
+        started = time.perf_counter()
+        self.ready = self.scanner.scan(now)
+        entries = self.scanner.entries.values()
+        self.events.on_scan(
+            duration=time.perf_counter() - started,
+            waiting=len(self.ready),
+            settling=self.scanner.settling,
+            oldest_age=max((now - e.first_seen for e in entries), default=0.0),
+        )
+        interval = float(self.config.get("intake", "scan_interval_seconds"))
+        due = self.scanner.next_due()
+        self.scan_due = min(now + interval, due) if due is not None else now + interval
+
+    def facts(self, now: float) -> DaemonFacts:
+        """The daemon as observers see it: no reference to the daemon itself leaves here."""
+        return DaemonFacts(
+            paused_reason=self.paused_reason(now),
+            worker_memory_bytes=self.supervisor.memory_bytes(),
+            watcher_restarts=self.watcher.restarts,
+        )
 
     def paused_reason(self, now: float) -> str:
         """Why no job would be claimed now ("" when intake is open)."""
-        if self.stop_requests:
-            return "shutting_down"
-        if self.housekeeping.disk_paused(now):
-            return "low_disk"
-        if self.supervisor.state == sv.UNAVAILABLE:
-            return "engine_unavailable"
-        return ""
+        return claiming.paused_reason(self, now)
 
-    def _start_next(self, now: float) -> None:
-        self.housekeeping.loop(now)
-        if self.paused_reason(now):
-            return
-        if self.supervisor.state != sv.READY or not self.hasher.done.is_set():
-            return
-        job = None
-        if now >= self.next_orphan_check:
-            self.next_orphan_check = now + ORPHAN_CHECK_SECONDS
-            job = self._adopt_orphan()
-            if job is not None:
-                return
-        while self.ready:
-            entry = self.ready.pop(0)
-            self.scanner.forget(entry.name)
-            job = claim(self.layout, entry.name, self.owner, priority=entry.priority)
-            if job is None:
-                continue
-            self.counters["claimed"] += 1
-            self.log.info("job claimed", job_id=job.job_id, original_name=entry.name)
-            ready_at = entry.ready_at if entry.ready_at is not None else now
-            self._begin(job, now, settle_wait=ready_at - entry.first_seen, queue_wait=now - ready_at)
-            return
+    # -- a job's passage ---------------------------------------------------------------------
 
-    def _adopt_orphan(self) -> Any:
-        timeout = float(self.config.get("queue", "lease_timeout_seconds"))
-        for path in recovery.find_orphans(self.layout, lease_timeout=timeout):
-            if not recovery.has_input(path):
-                self.log.info("removing an unfinished claim", path=str(path))
-                recovery.release(path)
-                continue
-            job = recovery.adopt(path, self.owner, lease_timeout=timeout)
-            if job is None:
-                continue
-            self.log.info(
-                "recovering job left by a stopped daemon",
-                job_id=job.job_id,
-                attempts=job.record.attempts,
-                daemon_restarts=job.record.daemon_restarts,
-            )
-            self._begin(job, time.monotonic(), settle_wait=-1.0, queue_wait=-1.0)
-            return job
-        return None
-
-    def _begin(self, job: Any, now: float, *, settle_wait: float, queue_wait: float) -> None:
-        run = JobRun(job, self.layout, self.config, self._engine_info())
+    def begin(self, claimed: claiming.Claimed, now: float) -> None:
+        """Prepare a job this daemon now owns and hand it to the worker (or close it)."""
+        job: Job = claimed.job
+        run = JobRun(job, self.layout, self.config, engine_info(self))
         self.current = run
-        self.events.on_claimed(run, settle_wait=settle_wait, queue_wait=queue_wait)
+        self.next_heartbeat = now + self.heartbeat  # the claim (or adoption) wrote the lease
+        self.events.on_claimed(run, settle_wait=claimed.settle_wait, queue_wait=claimed.queue_wait)
         if run.refuse_if_exhausted():
-            self._closed(run)
+            self.closed(run, now)
             return
+        started = time.perf_counter()
         if run.prepare() is None:
-            self._closed(run)
+            self.closed(run, now)
             return
-        self.events.on_dispatched(run, validation=time.monotonic() - now)
+        self.events.on_dispatched(run, validation=time.perf_counter() - started)
         self._dispatch(now)
 
     def _dispatch(self, now: float) -> None:
@@ -316,133 +269,13 @@ class Daemon:
         give_job_folder(run.job.path, str(self.config.get("worker", "user")))
         run.begin_attempt()
         self.supervisor.send_job(run.request, now)
-        self._write_status()
+        write_status(self)
 
-    def _closed(self, run: JobRun) -> None:
+    def closed(self, run: JobRun, now: float) -> None:
+        """The job left this daemon's hands (done, failed or handed back)."""
         self.events.on_finished(run, run.outcome)
-        if run.outcome in ("done", "failed"):
-            self.counters[run.outcome] += 1
         if run.outcome == OUTCOME_HANDED_BACK:
-            self.housekeeping.disk_filled_up()
+            self.housekeeping.disk_filled_up(now)
         self.current = None
         self.redispatch = False
-        self._write_status()
-
-    def _idle_done(self) -> bool:
-        """Burst mode ends when nothing waits anywhere this daemon could act on."""
-        try:
-            inbox_left = any(not (is_junk(n) or is_in_progress(n)) for n in os.listdir(self.layout.inbox))
-        except FileNotFoundError:
-            inbox_left = False
-        if inbox_left:
-            return False
-        timeout = float(self.config.get("queue", "lease_timeout_seconds"))
-        return next(recovery.find_orphans(self.layout, lease_timeout=timeout), None) is None
-
-    # -- worker events -----------------------------------------------------------------------
-
-    def _facts(self, now: float) -> DaemonFacts:
-        """The daemon as observers see it: no reference to the daemon itself leaves here."""
-        return DaemonFacts(
-            paused_reason=self.paused_reason(now),
-            worker_memory_bytes=self.supervisor.memory_bytes(),
-            watcher_restarts=self.watcher.restarts,
-        )
-
-    def _on_worker_event(self, event: SupervisorEvent, now: float) -> None:
-        run = self.current
-        if isinstance(event, WorkerReady | WorkerUnavailable | WorkerLost | WorkerRecycled):
-            self.events.on_worker(event)
-        if isinstance(event, WorkerRecycled):
-            self.log.info("worker recycled", images=event.images)
-        elif isinstance(event, WorkerReady):
-            info = self.supervisor.info
-            self.engine_message = ""
-            self.log.info(
-                "engine ready",
-                device=info.device,
-                torch=info.torch,
-                load_seconds=info.load_seconds,
-                load_method=event.load_method,
-            )
-            self._write_status()
-        elif isinstance(event, WorkerUnavailable):
-            message = self.supervisor.unavailable_reason or event.message
-            if message != self.engine_message:
-                self.engine_message = message
-                retry = self.config.get("worker", "engine_retry_seconds")
-                self.log.error(
-                    "engine unavailable; jobs wait in the inbox",
-                    reason=message,
-                    retry_in_seconds=retry,
-                    fix="run `sharpmld doctor`",
-                )
-            self._write_status()
-        elif isinstance(event, WorkerLost):
-            self.log.warning("worker lost", reason=event.reason, detail=event.detail)
-            if run is not None and event.busy:
-                outcome = run.worker_lost(event.reason, event.detail)
-                if outcome == OUTCOME_RETRY:
-                    self.counters["retried"] += 1
-                    self.events.on_finished(run, OUTCOME_RETRY)
-                    self.redispatch = True
-                else:
-                    self._closed(run)
-        elif run is not None and event.job_id == run.job.job_id:
-            if isinstance(event, ImageDone | ImageFailed):
-                self.events.on_image(run, event)
-            if run.on_event(event):
-                run.complete()
-                self._closed(run)
-
-    # -- stopping ----------------------------------------------------------------------------
-
-    def _handle_stop_requests(self, now: float) -> None:
-        if self.stop_requests and self.stop_deadline is None:
-            grace = float(self.config.get("queue", "shutdown_grace_seconds"))
-            self.stop_deadline = now + grace
-            self.log.info("stopping: no new jobs; finishing the one in flight", grace_seconds=grace)
-
-    def _progress_shutdown(self, now: float) -> None:
-        force = self.stop_requests > 1 or (self.stop_deadline is not None and now >= self.stop_deadline)
-        if self.current is None or self.redispatch or force:
-            self.finished = True  # shutdown() hands back a job still in flight
-
-    def _hand_back_current(self, why: str) -> None:
-        run = self.current
-        if run is None:
-            return
-        run.hand_back(why)
-        self.current = None
-
-    # -- status ------------------------------------------------------------------------------
-
-    def _engine_info(self) -> dict[str, Any]:
-        info = self.supervisor.info
-        return {
-            "device": info.device,
-            "torch": info.torch,
-            "model": self.config.get("model", "factory"),
-            "checkpoint": str(self.config.checkpoint),
-            "checkpoint_sha256": self.hasher.value,
-            "load_seconds": info.load_seconds,
-        }
-
-    def _status_path(self) -> Path:
-        return self.layout.state_dir / f"{STATUS_FILE_PREFIX}{socket.gethostname()}-{os.getpid()}.json"
-
-    def _write_status(self) -> None:
-        """A small file `sharpmld status` reads to tell what this daemon is doing."""
-        status = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "engine": self.supervisor.state,
-            "engine_message": self.engine_message,
-            "device": self.supervisor.info.device,
-            "current_job": self.current.job.job_id if self.current else None,
-            "updated": time.time(),
-            "counters": self.counters,
-            "metrics_port": self.metrics.port if self.metrics else None,
-        }
-        with contextlib.suppress(OSError):
-            fsio.write_json(self._status_path(), status)
+        write_status(self)

@@ -55,19 +55,30 @@ class Lease:
 
     owner: Owner
     heartbeat: float
+    released: bool = False  # the owner let go: anyone may recover the job, owner alive or not
 
     def to_dict(self) -> dict[str, Any]:
-        return {"owner": asdict(self.owner), "heartbeat": self.heartbeat}
+        out: dict[str, Any] = {"owner": asdict(self.owner), "heartbeat": self.heartbeat}
+        if self.released:
+            out["released"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Lease:
         o = data["owner"]
-        return cls(Owner(str(o["host"]), int(o["pid"]), float(o["started"])), float(data["heartbeat"]))
+        owner = Owner(str(o["host"]), int(o["pid"]), float(o["started"]))
+        return cls(owner, float(data["heartbeat"]), bool(data.get("released", False)))
 
 
 def write_lease(job_dir: Path, owner: Owner, now: float | None = None) -> None:
     """Take or refresh the lease on ``job_dir``."""
     lease = Lease(owner, time.time() if now is None else now)
+    fsio.write_json(job_dir / LEASE_FILE, lease.to_dict())
+
+
+def release_lease(job_dir: Path, owner: Owner, now: float | None = None) -> None:
+    """Give a job up for recovery while this process lives on (it could not close the job)."""
+    lease = Lease(owner, time.time() if now is None else now, released=True)
     fsio.write_json(job_dir / LEASE_FILE, lease.to_dict())
 
 
@@ -81,7 +92,7 @@ def read_lease(job_dir: Path) -> Lease | None:
 
 def owner_is_gone(lease: Lease | None, *, lease_timeout: float, now: float | None = None) -> bool:
     """Whether a job with this lease may be recovered by someone else."""
-    if lease is None:
+    if lease is None or lease.released:
         return True
     if lease.owner.host == socket.gethostname():
         return not lease.owner.is_alive()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,13 +46,30 @@ def find_orphans(layout: Layout, *, lease_timeout: float) -> Iterator[Path]:
     for name in names:
         path = layout.working / name
         if fsio.is_temp_name(name):
-            if owner_is_gone(read_lease(path), lease_timeout=lease_timeout):
+            if _staging_abandoned(path, lease_timeout=lease_timeout):
                 shutil.rmtree(path, ignore_errors=True)
             continue
         if not is_job_id(name) or not path.is_dir():
             continue
         if owner_is_gone(read_lease(path), lease_timeout=lease_timeout):
             yield path
+
+
+def _staging_abandoned(path: Path, *, lease_timeout: float) -> bool:
+    """Whether a claim's staging folder was left by a crash, not one being prepared right now.
+
+    ``claim`` creates the folder before it writes the lease into it, so a folder without a
+    lease may belong to a daemon that is between those two steps: it is abandoned only once it
+    is older than the lease timeout. With a lease, its creator decides, as for a job.
+    """
+    lease = read_lease(path)
+    if lease is not None:
+        return owner_is_gone(lease, lease_timeout=lease_timeout)
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return time.time() - st.st_mtime > lease_timeout
 
 
 def has_input(path: Path) -> bool:
@@ -82,6 +100,8 @@ def adopt(path: Path, owner: Owner, *, lease_timeout: float) -> Job | None:
     if not owner_is_gone(gone, lease_timeout=lease_timeout):
         return None  # someone adopted it since it was found, and is alive
     who = f"{gone.owner.host}-{gone.owner.pid}-{gone.owner.started:.0f}" if gone else "unleased"
+    if gone is not None and gone.released:  # a live owner may release several times
+        who += f"-released-{gone.heartbeat:.6f}"
     marker = path / fsio.fit_name(f"{ADOPT_PREFIX}{who}")
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -60,7 +60,10 @@ def make_config(root: Path, grace: float | None = None) -> config.Config:
     """A configuration for ``root``; with ``grace``, from a sharpmld.toml that sets it."""
     if grace is not None:
         root.mkdir(parents=True, exist_ok=True)
-        (root / config.CONFIG_NAME).write_text(f"[queue]\nshutdown_grace_seconds = {grace}\n")
+        lease = max(120.0, 2 * grace)  # the grace must stay shorter than the lease timeout
+        (root / config.CONFIG_NAME).write_text(
+            f"[queue]\nshutdown_grace_seconds = {grace}\nlease_timeout_seconds = {lease}\n"
+        )
     return config.load(root=root, environ={})
 
 

@@ -425,3 +425,29 @@ def test_relative_checkpoint_and_python_are_relative_to_the_root(tmp_path: Path)
 def test_worker_python_with_tilde_is_expanded(tmp_path: Path, _home: Path) -> None:
     cfg = Config(tmp_path, None, {"worker": {"python": "~/venv/bin/python"}})
     assert cfg.worker_python == str(_home / "venv" / "bin" / "python")
+
+
+# --- keys that depend on each other -----------------------------------------------------------
+
+
+def test_heartbeat_must_be_well_inside_the_lease_timeout() -> None:
+    queue = {"lease_timeout_seconds": 30.0, "shutdown_grace_seconds": 5.0}
+    message = refuse({"queue": {**queue, "heartbeat_seconds": 10.0}})
+    assert "queue.heartbeat_seconds" in message and "queue.lease_timeout_seconds" in message, message
+    validate({"queue": {**queue, "heartbeat_seconds": 9.9}}, "test.toml")
+
+
+def test_heartbeat_is_checked_against_the_default_lease_timeout() -> None:
+    lease = DEFAULTS["queue"]["lease_timeout_seconds"][0]
+    message = refuse({"queue": {"heartbeat_seconds": lease / 2}})
+    assert "queue.heartbeat_seconds" in message and "queue.lease_timeout_seconds" in message, message
+
+
+def test_stop_grace_must_be_shorter_than_the_lease_timeout() -> None:
+    message = refuse({"queue": {"lease_timeout_seconds": 60.0, "shutdown_grace_seconds": 60.0}})
+    assert "queue.shutdown_grace_seconds" in message and "queue.lease_timeout_seconds" in message, message
+    validate({"queue": {"lease_timeout_seconds": 60.0, "shutdown_grace_seconds": 59.0}}, "test.toml")
+
+
+def test_a_longer_lease_timeout_allows_a_longer_stop_grace() -> None:
+    validate({"queue": {"lease_timeout_seconds": 1200.0, "shutdown_grace_seconds": 600.0}}, "test.toml")

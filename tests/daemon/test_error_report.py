@@ -60,13 +60,14 @@ def test_a_lost_worker_explains_itself_once(tmp_path: Path, reason: str, error: 
 
 
 def test_a_bug_in_the_daemon_fails_the_job_without_showing_a_repr(tmp_path: Path) -> None:
+    from sharpmld.daemon import mishaps
     from sharpmld.daemon.loop import Daemon
 
     run = _run(tmp_path)
     config = Config(root=run.layout.root, path=None, sections={"metrics": {"enabled": False}})
     daemon = Daemon(config)
     daemon.current = run
-    daemon._on_loop_error(KeyError("images"))
+    mishaps.on_step_error(daemon, KeyError("images"), now=0.0)
     text = _error_txt(run)
     assert "KeyError(" not in text
     assert "internal_error" in text
