@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,24 @@ def wait_for(
         time.sleep(interval)
 
 
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """One scrape of a daemon's /metrics: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    """One sample of a scrape; 0 when absent, as for a labelled family with no child yet."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
 def jobs(root: Path, state: str) -> list[Path]:
     """Job folders in one state, sorted."""
     folder = root / state
@@ -130,6 +149,25 @@ class Daemon:
 
         wait_for(engine_up, 60, lambda: f"the engine to be ready\n{self.text()[-2000:]}")
         return int(self._child_pids()[0])
+
+    def status(self) -> dict[str, Any] | None:
+        """The daemon's status file (what ``sharpmld status`` reads), once it exists."""
+        for path in (self.root / ".sharpmld").glob(f"daemon-*-{self.proc.pid}.json"):
+            try:
+                return dict(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                return None
+        return None
+
+    def metrics_port(self, timeout: float = 30) -> int:
+        """The port the daemon serves /metrics on, from its status file."""
+        return int(
+            wait_for(
+                lambda: (self.status() or {}).get("metrics_port"),
+                timeout,
+                lambda: f"the daemon's metrics port\n{self.text()[-2000:]}",
+            )
+        )
 
     def _child_pids(self) -> list[int]:
         import psutil
