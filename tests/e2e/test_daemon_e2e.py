@@ -223,7 +223,14 @@ def test_engine_unavailable_keeps_jobs_waiting(
     daemons.append(d)
     (line,) = d.wait_logged("engine unavailable; jobs wait in the inbox")
     assert str(missing) in line["reason"] and "curl" in line["reason"]
-    time.sleep(3)  # several retry periods pass: still one message, still waiting
+    # Each retry rewrites the status file; wait for three of them: still one message, still waiting.
+    updates: set[float] = set()
+
+    def retried() -> bool:
+        updates.add((d.status() or {}).get("updated", 0.0))
+        return len(updates - {0.0}) >= 4
+
+    wait_for(retried, 30, lambda: f"three engine retries\n{d.text()[-2000:]}", interval=0.02)
     assert len(d.logged("engine unavailable; jobs wait in the inbox")) == 1
     assert (root / "inbox" / "waiting").is_dir() and not jobs(root, "failed")
     assert d.proc.poll() is None

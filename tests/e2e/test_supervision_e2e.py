@@ -136,7 +136,7 @@ def test_second_term_stops_at_once(root: Path, checkpoint: Path, daemons: list) 
     daemons.append(d)
     d.wait_logged("image started")
     d.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    d.wait_logged("stopping: no new jobs; finishing the one in flight")
     started = time.monotonic()
     assert d.stop(signal.SIGTERM, timeout=30) == 0
     assert time.monotonic() - started < 15
