@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import tomli_w
+from tests.support import roots
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).resolve().parent
@@ -30,20 +30,15 @@ def env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def write_config(root: Path, checkpoint: Path, **sections: dict[str, Any]) -> Path:
     """A fast configuration using the tiny model; ``sections`` override or add keys."""
-    data: dict[str, Any] = {
-        "model": {"factory": "tiny_sharp:create", "checkpoint": str(checkpoint), "device": "cpu"},
+    fast: dict[str, dict[str, Any]] = {
         "intake": {"settle_seconds": 0.5, "scan_interval_seconds": 1.0},
         "worker": {"engine_retry_seconds": 1.0},
         "queue": {"shutdown_grace_seconds": 10.0},
-        "log": {"format": "json", "level": "debug"},
-        "metrics": {"port": 0},
+        "log": {"level": "debug"},
     }
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "sharpmld.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
+        fast[name] = {**fast.get(name, {}), **values}
+    return roots.write_config(root, checkpoint, **fast)
 
 
 def cli(
