@@ -48,15 +48,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def metrics_port(root: Path, daemon: Daemon) -> int:
-    def port() -> int | None:
-        for status in (root / ".sharpmld").glob(f"daemon-*-{daemon.proc.pid}.json"):
-            return json.loads(status.read_text()).get("metrics_port")
-        return None
-
-    return int(wait_for(port, 30, lambda: f"the daemon's metrics port\n{daemon.text()[-2000:]}"))
-
-
 def photo_folder(root: Path, name: str, count: int) -> None:
     folder = root / "inbox" / name
     folder.mkdir(parents=True)
@@ -157,7 +148,7 @@ def test_dashboard_and_alerts_evaluate_in_prometheus(root: Path, tmp_path: Path,
     prometheus: Prometheus | None = None
     code: int | None = None
     try:
-        instance = f"127.0.0.1:{metrics_port(root, d)}"
+        instance = f"127.0.0.1:{d.metrics_port()}"
         prometheus = Prometheus(tmp_path / "prometheus", instance)
         prom = prometheus
         wait_for(prom.ready, 30, lambda: f"prometheus to be ready\n{prom.text()}", interval=0.2)
