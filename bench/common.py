@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SUPPORT = REPO / "tests" / "support"
+SUPPORT = REPO / "tests" / "support"  # the tiny model, and the harness bench shares
 MB = 1 << 20
 
 # SHARP's output for one photo: two layers of 768 × 768 Gaussians.
@@ -89,12 +89,11 @@ def drop_caches() -> bool:
 
 
 def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for subprocesses: the repository, bench and the tiny model importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARPMLD_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(SUPPORT)])
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
+    """Environment for subprocesses: the tests' harness environment (the repository and the
+    tiny model importable, no SHARPMLD_* settings of the caller), plus ``extra``."""
+    from tests.support import harness
+
+    return harness.env(extra)
 
 
 def run_python(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 600) -> str:

@@ -10,8 +10,6 @@ import atexit
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,9 +18,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
-from bench.common import REPO, SUPPORT, bench_env
+from bench.common import SUPPORT
+from sharpmld.queue.layout import Layout
+from tests.support import roots
+from tests.support.harness import Daemon
 
 JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
 
@@ -47,43 +46,26 @@ def tiny_checkpoint() -> Path:
 
 def write_config(root: Path, **sections: dict[str, Any]) -> Path:
     """A configuration using the tiny model on the CPU; ``sections`` override keys."""
-    data: dict[str, Any] = {
-        "model": {"factory": "tiny_sharp:create", "checkpoint": str(tiny_checkpoint()), "device": "cpu"},
-        "intake": {"settle_seconds": 0.5},
-        "log": {"format": "json", "level": "info"},
-        "metrics": {"port": 0},
-    }
+    base: dict[str, dict[str, Any]] = {"intake": {"settle_seconds": 0.5}, "log": {"level": "info"}}
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "sharpmld.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
-
-
-def job_id(index: int, when: datetime) -> str:
-    return f"{when.strftime('%Y%m%dT%H%M%SZ')}-photo-{index}-{index & 0xFFFFFF:06x}"
+        base[name] = {**base.get(name, {}), **values}
+    return roots.write_config(root, tiny_checkpoint(), **base)
 
 
 def fill_done(root: Path, count: int) -> None:
-    """``count`` finished job folders in ``root/done`` laid out as the daemon leaves them."""
-    done = root / "done"
-    for state in ("inbox", "working", "done", "failed"):
-        (root / state).mkdir(parents=True, exist_ok=True)
+    """``count`` finished jobs in ``root/done``, two days old, ten seconds apart."""
+    layout = Layout(root)
+    layout.ensure()
     start = datetime.now(UTC) - timedelta(days=2)
     payload = os.urandom(2048)
+    files = {
+        "input/IMG_0001.jpg": JPEG_HEAD + payload,
+        "images/IMG_0001.png": payload,
+        "IMG_0001.ply": payload,
+        "IMG_0001.splat": payload[:1024],
+    }
     for i in range(count):
-        jid = job_id(i, start + timedelta(seconds=10 * i))
-        job = done / jid
-        (job / "input").mkdir(parents=True)
-        (job / "images").mkdir()
-        (job / "input" / "IMG_0001.jpg").write_bytes(JPEG_HEAD + payload)
-        (job / "images" / "IMG_0001.png").write_bytes(payload)
-        (job / "IMG_0001.ply").write_bytes(payload)
-        (job / "IMG_0001.splat").write_bytes(payload[:1024])
-        (job / "result.json").write_text(json.dumps({"job_id": jid, "status": "done", "images": [{}]}))
-        (job / "job.json").write_text(json.dumps({"job_id": jid, "original_name": f"photo-{i}"}))
-        (job / "job.log").write_text(f'{{"event": "job claimed", "job_id": "{jid}"}}\n')
+        roots.finished_job(layout, f"photo-{i}", files, when=start + timedelta(seconds=10 * i))
 
 
 @cache
@@ -114,27 +96,19 @@ def parse_time(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-class DaemonProcess:
-    """``sharpmld run`` as a child process; its JSON log lines read incrementally."""
+class DaemonProcess(Daemon):
+    """The tests' daemon wrapper, plus its JSON log lines read incrementally (so waiting on
+    thousands of lines stays cheap) and the wall time it was spawned at."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.log_path = root.parent / f"{root.name}-daemon-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.spawned = time.time()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sharpmld", "run", "--root", str(root)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=bench_env(),
-            cwd=REPO,
-        )
+        super().__init__(root)
         self._offset = 0
         self._partial = b""
-        self.lines: list[dict[str, Any]] = []
+        self.seen: list[dict[str, Any]] = []
 
     def poll_lines(self) -> list[dict[str, Any]]:
-        """New JSON log lines since the last call (also appended to ``self.lines``)."""
+        """New JSON log lines since the last call (also appended to ``self.seen``)."""
         with open(self.log_path, "rb") as f:
             f.seek(self._offset)
             data = f.read()
@@ -149,33 +123,20 @@ class DaemonProcess:
                 continue
             if isinstance(item, dict):
                 new.append(item)
-        self.lines.extend(new)
+        self.seen.extend(new)
         return new
 
     def wait_event(self, event: str, timeout: float, **match: Any) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        seen = 0
+        checked = 0
         while True:
             self.poll_lines()
-            for line in self.lines[seen:]:
+            for line in self.seen[checked:]:
                 if line.get("event") == event and all(line.get(k) == v for k, v in match.items()):
                     return line
-            seen = len(self.lines)
+            checked = len(self.seen)
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the daemon exited ({self.proc.returncode}):\n{self.text()[-3000:]}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {event!r}:\n{self.text()[-3000:]}")
-            time.sleep(0.01)
-
-    def text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+            time.sleep(0.01)  # polling interval of the wait above, not a synchronisation

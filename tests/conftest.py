@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import harness
+from tests.support.seeds import SEED_ENV
 
 sys.path.insert(0, str(harness.SUPPORT))
 
@@ -43,6 +44,7 @@ def daemons() -> Iterator[list[harness.Daemon]]:
 
 @pytest.fixture(autouse=True)
 def _no_user_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's SHARPMLD_* settings must not leak into tests; the replay seed is kept."""
     for key in list(os.environ):
-        if key.startswith("SHARPMLD_"):
+        if key.startswith("SHARPMLD_") and key != SEED_ENV:
             monkeypatch.delenv(key)

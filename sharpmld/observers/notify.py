@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from typing import Any
 from sharpmld.core.config import Config
 from sharpmld.observers.events import Observer
 from sharpmld.queue.layout import JOB_LOG
+
+# subprocess.run, or a stand-in: tests check the desktop notification's command on any platform.
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,17 @@ class Outcome:
 class Notifier(Observer):
     """Runs the configured hooks for every job that ends in done/ or failed/."""
 
-    def __init__(self, config: Config, log: Any) -> None:
+    def __init__(
+        self, config: Config, log: Any, *, platform: str | None = None, runner: Runner = subprocess.run
+    ) -> None:
         self.on_done: list[str] = list(config.get("notify", "on_done"))
         self.on_failed: list[str] = list(config.get("notify", "on_failed"))
         self.timeout = float(config.get("notify", "command_timeout_seconds"))
         self.webhook = str(config.get("notify", "webhook_url"))
         self.webhook_timeout = float(config.get("notify", "webhook_timeout_seconds"))
         self.webhook_attempts = int(config.get("notify", "webhook_attempts"))
-        self.desktop = bool(config.get("notify", "desktop")) and sys.platform == "darwin"
+        self.desktop = bool(config.get("notify", "desktop")) and (platform or sys.platform) == "darwin"
+        self._runner = runner
         self.log = log
         self._queue: queue.Queue[Outcome | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -117,7 +124,7 @@ class Notifier(Observer):
                 **post_webhook(self.webhook, item.summary(), self.webhook_timeout, self.webhook_attempts),
             )
         if self.desktop:
-            self._note(item, "hook desktop notification", **desktop_notification(item))
+            self._note(item, "hook desktop notification", **desktop_notification(item, runner=self._runner))
 
     def _note(self, item: Outcome, event: str, **fields: Any) -> None:
         line = {"event": event, "job_id": item.job_id, "timestamp": time.time(), **fields}
@@ -180,7 +187,7 @@ def post_webhook(url: str, body: dict[str, Any], timeout: float, attempts: int) 
     return {"ok": False, "detail": detail, "attempts": attempt}
 
 
-def desktop_notification(item: Outcome) -> dict[str, Any]:
+def desktop_notification(item: Outcome, runner: Runner = subprocess.run) -> dict[str, Any]:
     """A macOS notification through osascript (no extra dependency)."""
     title = "sharpmld: splats ready" if item.outcome == "done" else "sharpmld: job failed"
     text = f"{item.original_name}: {item.images} image(s)" + (
@@ -188,7 +195,7 @@ def desktop_notification(item: Outcome) -> dict[str, Any]:
     )
     script = f"display notification {json.dumps(text)} with title {json.dumps(title)}"
     try:
-        proc = subprocess.run(["osascript", "-e", script], capture_output=True, text=True, timeout=10)
+        proc = runner(["osascript", "-e", script], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return {"ok": False, "detail": str(exc)}
     return {"ok": proc.returncode == 0, "detail": proc.stderr.strip()}

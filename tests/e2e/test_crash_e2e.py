@@ -7,16 +7,18 @@ import json
 import os
 import random
 import signal
-import time
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sharpmld.core.faults import FIRED
 from tests.intake import corpus
 from tests.support import harness
 from tests.support.harness import Daemon, jobs, wait_for
+from tests.support.seeds import choose_seed, replay_hint
 
 CRASHPOINTS = (
     "claim_prepared",
@@ -59,7 +61,20 @@ def leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(".sharpmld-tmp-") or p.name == "lease.json"]
 
 
-@pytest.mark.timeout(420)
+def fired_points(text: str) -> Counter[str]:
+    """The crash points a daemon (or its worker) reached, from the line each writes first."""
+    return Counter(line.split(FIRED, 1)[1].split()[0] for line in text.splitlines() if FIRED in line)
+
+
+# Rounds: at least MIN_ROUNDS, more (up to MAX_ROUNDS) until every crash point has fired.
+MIN_ROUNDS = 24
+MAX_ROUNDS = 60
+MAX_ATTEMPTS = 4
+# Failures the crashes alone can explain: FAILED_CODES are the only ones they can cause.
+FAILED_CODES = {"too_many_attempts", "engine_crash"}
+
+
+@pytest.mark.timeout(900)
 def test_kill_at_random_moments_loses_nothing(
     root: Path, checkpoint: Path, daemons: list, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,49 +82,77 @@ def test_kill_at_random_moments_loses_nothing(
         root,
         checkpoint,
         intake={"settle_seconds": 0.2, "scan_interval_seconds": 0.3},
-        queue={"max_attempts": 4, "heartbeat_seconds": 0.5},
+        queue={"max_attempts": MAX_ATTEMPTS, "heartbeat_seconds": 0.5},
         log={"level": "info"},
     )
-    seed = int(os.environ.get("SHARPMLD_CRASH_SEED", time.time_ns() % 10_000))
+    seed = choose_seed()
+    with capsys.disabled():
+        print(f"\ncrash test: {replay_hint(seed)}")
     rng = random.Random(seed)
     expected: dict[str, dict[str, str]] = {}
+    fired: Counter[str] = Counter({point: 0 for point in CRASHPOINTS})
     kills = 0
-    rounds = 24
-    for round_no in range(rounds):
+    round_no = 0
+    while round_no < MIN_ROUNDS or (round_no < MAX_ROUNDS and min(fired.values()) == 0):
         for _ in range(2):
             name = f"job{len(expected):03d}"
             expected[name] = submit(root, name, rng.randint(1, 3), len(expected))
-        point = CRASHPOINTS[round_no % len(CRASHPOINTS)] if round_no % 2 == 0 else None
         extra = {"TINY_SHARP_GRID": "8", "TINY_SHARP_SLEEP": "0.2"}
-        if point:
+        if round_no % 2 == 0:
+            # The point fired least so far, so rare points (adopted) get more chances.
+            least = min(fired.values())
+            point = rng.choice([p for p in CRASHPOINTS if fired[p] == least])
             extra["SHARPMLD_CRASHPOINTS"] = f"{point}:0.5"
+            lifetime = 8.0  # long enough to reach the point; the daemon usually dies sooner
+        else:
+            lifetime = rng.uniform(1.0, 6.0)  # a plain kill at a random moment
         d = Daemon(root, extra_env=extra)
         daemons.append(d)
-        deadline = time.monotonic() + rng.uniform(1.0, 6.0)
-        while time.monotonic() < deadline and d.proc.poll() is None:
-            time.sleep(0.05)
-        if d.proc.poll() is None:
+        try:  # until a crash point kills it, or its lifetime is up
+            d.proc.wait(timeout=lifetime)
+        except subprocess.TimeoutExpired:
             d.proc.send_signal(signal.SIGKILL)
         d.kill()
+        fired.update(fired_points(d.text()))
         kills += 1
+        round_no += 1
 
     final = Daemon(root, "--burst", extra_env={"TINY_SHARP_GRID": "8"})
     daemons.append(final)
     assert final.wait(timeout=240) == 0, final.text()[-3000:]
+    hint = replay_hint(seed)
 
+    never = sorted(p for p in CRASHPOINTS if fired[p] == 0)
+    assert not never, f"crash points that never fired in {round_no} rounds: {never} ({hint})"
     seen = final_states(root)
-    assert sorted(seen) == sorted(expected), f"seed {seed}"
+    assert sorted(seen) == sorted(expected), hint
     for name, places in seen.items():
-        assert len(places) == 1, f"{name} finished twice: {places} (seed {seed})"
+        assert len(places) == 1, f"{name} finished twice: {places} ({hint})"
         (job,) = places
         kept = {p.name: sha(p) for p in (job / "input").iterdir()}
-        assert kept == expected[name], f"{name}: originals changed (seed {seed})"
+        assert kept == expected[name], f"{name}: originals changed ({hint})"
     assert os.listdir(root / "working") == []
     assert [p for p in os.listdir(root / "inbox")] == []
     assert leftovers(root) == []
+
+    # Every input is a valid photo, so only the crashes can fail a job, and only by using up
+    # its attempts: each attempt cut short is one death (a round's daemon, or a worker at
+    # output_written), a job fails after MAX_ATTEMPTS of them, one job runs at a time.
+    deaths = kills + fired["output_written"]
+    failed = {
+        name: json.loads((p[0] / "error.json").read_text())["code"]
+        for name, p in seen.items()
+        if p[0].parent.name == "failed"
+    }
+    assert set(failed.values()) <= FAILED_CODES, f"{failed} ({hint})"
+    assert len(failed) <= deaths // MAX_ATTEMPTS, f"{len(failed)} failed after {deaths} deaths ({hint})"
     outcomes = Counter(json.loads((p[0] / "result.json").read_text())["status"] for p in seen.values())
+    assert outcomes["done"] == len(expected) - len(failed), hint
     with capsys.disabled():
-        print(f"\ncrash test (seed {seed}): survived {kills} kills; {len(seen)} jobs: {dict(outcomes)}")
+        print(
+            f"crash test ({hint}): {kills} daemons killed in {round_no} rounds, crash points fired "
+            f"{dict(fired)}; {len(seen)} jobs: {dict(outcomes)}"
+        )
 
 
 @pytest.mark.timeout(420)

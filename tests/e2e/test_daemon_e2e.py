@@ -223,7 +223,14 @@ def test_engine_unavailable_keeps_jobs_waiting(
     daemons.append(d)
     (line,) = d.wait_logged("engine unavailable; jobs wait in the inbox")
     assert str(missing) in line["reason"] and "curl" in line["reason"]
-    time.sleep(3)  # several retry periods pass: still one message, still waiting
+    # Each retry rewrites the status file; wait for three of them: still one message, still waiting.
+    updates: set[float] = set()
+
+    def retried() -> bool:
+        updates.add((d.status() or {}).get("updated", 0.0))
+        return len(updates - {0.0}) >= 4
+
+    wait_for(retried, 30, lambda: f"three engine retries\n{d.text()[-2000:]}", interval=0.02)
     assert len(d.logged("engine unavailable; jobs wait in the inbox")) == 1
     assert (root / "inbox" / "waiting").is_dir() and not jobs(root, "failed")
     assert d.proc.poll() is None
@@ -237,21 +244,47 @@ def test_engine_unavailable_keeps_jobs_waiting(
     assert d.stop() == 0
 
 
-def test_polling_observer_and_ready_marker(root: Path, checkpoint: Path, daemons: list[Daemon]) -> None:
-    """For network shares: no filesystem events needed, and a marker says when a copy is whole."""
+@pytest.mark.parametrize("observer", ["native", "polling"])
+def test_ready_marker_releases_a_folder_seen_by_the_observer(
+    root: Path, checkpoint: Path, daemons: list[Daemon], observer: str
+) -> None:
+    """For network shares: a marker says when a copy is whole, and the polling observer (no
+    filesystem events) notices both the folder and the marker.
+
+    Periodic rescans are an hour apart and settling takes a minute, so within the deadlines
+    below only the observer can trigger the scans and only the marker can release the folder.
+    """
+    settle = 60.0
     harness.write_config(
-        root, checkpoint, intake={"observer": "polling", "ready_marker": "READY", "settle_seconds": 30.0}
+        root,
+        checkpoint,
+        intake={
+            "observer": observer,
+            "ready_marker": "READY",
+            "settle_seconds": settle,
+            "scan_interval_seconds": 3600.0,
+        },
     )
     d = Daemon(root)
     daemons.append(d)
     d.wait_logged("engine ready")
+    port = d.metrics_port()
     job = root / "inbox" / "share"
     job.mkdir()
     photo(job / "a.jpg", 5)
-    time.sleep(1.5)  # several scans pass: without the marker nothing is claimed
+    # The observer noticed the folder and a scan holds it back: seen, settling, not claimed.
+    wait_for(
+        lambda: harness.metric(harness.scrape(port), "sharpmld_queue_jobs", state="settling") == 1,
+        20,
+        lambda: f"the {observer} observer to report the folder settling\n{d.text()[-2000:]}",
+    )
     assert not d.logged("job claimed")
+    assert (root / "inbox" / "share").is_dir()
+    marked = time.monotonic()
     (job / "READY").write_text("")
-    wait_for(lambda: jobs(root, "done"), 30, lambda: d.text()[-2000:])
+    d.wait_logged("job claimed", timeout=20)
+    assert time.monotonic() - marked < settle / 2, "claimed by settling, not by the marker"
+    wait_for(lambda: jobs(root, "done"), 60, lambda: d.text()[-2000:])
     (done,) = jobs(root, "done")
     result = json.loads((done / "result.json").read_text())
     assert [i["source"] for i in result["images"]] == ["a.jpg"]

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.intake import corpus
-from tests.support.harness import Daemon, jobs, wait_for
+from tests.support import harness
+from tests.support.harness import Daemon, jobs, scrape, wait_for
+from tests.support.harness import metric as value
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def metrics_port(root: Path, daemon: Daemon) -> int:
-    def port() -> int | None:
-        for status in (root / ".sharpmld").glob(f"daemon-*-{daemon.proc.pid}.json"):
-            return json.loads(status.read_text()).get("metrics_port")
-        return None
-
-    return int(wait_for(port, 30, "the daemon's status file"))
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(body):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def photo_folder(root: Path, name: str, count: int, broken: int = 0) -> None:
@@ -51,8 +28,12 @@ def photo_folder(root: Path, name: str, count: int, broken: int = 0) -> None:
 def test_metrics_follow_the_jobs(root: Path, daemons: list) -> None:
     d = Daemon(root)
     daemons.append(d)
-    port = metrics_port(root, d)
-    wait_for(lambda: value(scrape(port), "sharpmld_worker_ready") == 1, 60, "the worker to be ready")
+    port = d.metrics_port()
+    wait_for(
+        lambda: value(scrape(port), "sharpmld_worker_ready") == 1,
+        60,
+        "the worker to be ready",
+    )
     before = scrape(port)
     assert value(before, "sharpmld_jobs_claimed_total") == 0
     assert (
@@ -104,8 +85,6 @@ def test_metrics_follow_the_jobs(root: Path, daemons: list) -> None:
 
 def test_port_in_use_is_a_clear_start_error(root: Path, checkpoint: Path, daemons: list) -> None:
     import socket
-
-    from tests.support import harness
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -138,7 +138,7 @@ def test_second_term_stops_at_once(root: Path, checkpoint: Path, daemons: list) 
     daemons.append(d)
     d.wait_logged("image started")
     d.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    d.wait_logged("stopping: no new jobs; finishing the one in flight")
     started = time.monotonic()
     assert d.stop(signal.SIGTERM, timeout=30) == 0
     assert time.monotonic() - started < 15
@@ -146,16 +146,35 @@ def test_second_term_stops_at_once(root: Path, checkpoint: Path, daemons: list) 
     assert os.listdir(root / "working") == []
 
 
-def test_worker_is_recycled_after_its_image_quota(root: Path, checkpoint: Path, daemons: list) -> None:
+def test_worker_is_recycled_after_the_job_that_reaches_its_image_quota(
+    root: Path, checkpoint: Path, daemons: list
+) -> None:
+    """The quota counts photos across jobs; the worker restarts at the end of the job in which
+    it reached the quota, never in the middle of one (a job runs whole on one worker)."""
     harness.write_config(root, checkpoint, worker={"max_images_per_worker": 2})
-    drop(root, "three", count=3)
     d = Daemon(root)
     daemons.append(d)
-    wait_for(lambda: jobs(root, "done"), 60, lambda: d.text()[-2000:])
-    drop(root, "after", count=1, corner=(10, 20, 30))
-    wait_for(lambda: len(jobs(root, "done")) == 2, 60, lambda: d.text()[-2000:])
-    (recycled,) = d.logged("worker recycled")
-    assert recycled["images"] == 3
-    assert len(d.logged("engine ready")) == 2  # a fresh worker served the next job
+
+    def recycled(count: int) -> list[int]:
+        d.wait_logged("worker recycled", count=count)
+        return [line["images"] for line in d.logged("worker recycled")]
+
+    def finish(name: str, count: int, corner: tuple[int, int, int]) -> dict:
+        drop(root, name, corner=corner, count=count)
+        wait_for(
+            lambda: [j for j in jobs(root, "done") if result(j)["original_name"] == name],
+            60,
+            lambda: f"job {name}\n{d.text()[-2000:]}",
+        )
+        (job,) = [j for j in jobs(root, "done") if result(j)["original_name"] == name]
+        return result(job)
+
+    finish("first", 1, (1, 2, 3))
+    finish("second", 1, (4, 5, 6))  # the quota is reached exactly here
+    assert recycled(1) == [2]
+    big = finish("bigger", 3, (7, 8, 9))  # past the quota mid-job: the job still runs whole
+    assert recycled(2) == [2, 3]
+    assert big["attempts"] == 1 and len(big["images"]) == 3
+    d.wait_logged("engine ready", count=3)  # each recycle brings up a fresh worker
     assert not d.logged("worker lost")
     assert d.stop() == 0

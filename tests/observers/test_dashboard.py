@@ -1,8 +1,9 @@
 """The Grafana dashboard, the alert rules and the Prometheus example only use metrics that exist.
 
 Fast checks on the files under grafana/ and config/prometheus.yml. The promtool checks run when
-promtool is installed (Debian: ``apt-get install prometheus``); tests/e2e/test_prometheus_e2e.py
-evaluates the same queries in a real Prometheus scraping a real daemon.
+promtool is installed (Debian: ``apt-get install prometheus``); tests/observers/test_alert_rules.py
+runs promtool's unit tests of every alert, and tests/e2e/test_prometheus_e2e.py evaluates the
+same queries in a real Prometheus scraping a real daemon.
 """
 
 from __future__ import annotations
@@ -53,16 +54,17 @@ EXPECTED_PANELS = {
     "Build info": ("table", "none"),
 }
 
-# Alert -> (severity, a piece of the expression that carries the agreed threshold).
+# Alert -> severity: the alerts agreed on, and which of them page (critical). What makes each
+# one fire is tested by promtool on grafana/alerts_test.yml (tests/observers/test_alert_rules.py).
 EXPECTED_ALERTS = {
-    "SharpmldDown": ("critical", 'absent(up{job="sharpmld"})'),
-    "SharpmldScanStalled": ("critical", "time() - sharpmld_last_scan_timestamp_seconds > 120"),
-    "SharpmldEngineNotReady": ("critical", "sharpmld_worker_ready == 0"),
-    "SharpmldHighFailureRatio": ("warning", "> 0.10"),
-    "SharpmldQueueBacklog": ("warning", '{state=~"inbox|settling"}) > 50'),
-    "SharpmldSlowJobs": ("warning", "> 900"),
-    "SharpmldLowDisk": ("warning", "sharpmld_disk_free_bytes < 50e9"),
-    "SharpmldWorkerMemoryHigh": ("warning", "sharpmld_worker_resident_memory_bytes > 12e9"),
+    "SharpmldDown": "critical",
+    "SharpmldScanStalled": "critical",
+    "SharpmldEngineNotReady": "critical",
+    "SharpmldHighFailureRatio": "warning",
+    "SharpmldQueueBacklog": "warning",
+    "SharpmldSlowJobs": "warning",
+    "SharpmldLowDisk": "warning",
+    "SharpmldWorkerMemoryHigh": "warning",
 }
 
 # Words of PromQL that look like identifiers but are not metric names. Functions are also
@@ -330,22 +332,17 @@ def test_queries_and_alerts_only_use_exposed_metrics(tmp_path: Path) -> None:
 # -- the alert rules ----------------------------------------------------------------------------
 
 
-def test_alert_rules_carry_thresholds_severity_and_advice() -> None:
+def test_alert_rules_carry_severity_duration_and_advice() -> None:
     text = ALERTS.read_text()
     assert re.search(r"^groups:\s*\n\s*- name: sharpmld\s*$", text, re.MULTILINE)
     rules = {rule["alert"]: rule for rule in load_alerts()}
     assert set(rules) == set(EXPECTED_ALERTS)
-    for name, (severity, threshold) in EXPECTED_ALERTS.items():
+    for name, severity in EXPECTED_ALERTS.items():
         rule = rules[name]
-        assert threshold in " ".join(rule["expr"].split()), f"{name}: {rule['expr']!r}"
         assert re.fullmatch(r"\d+[smh]", rule.get("for", "")), f"{name} has no for:"
         assert rule["labels"].get("severity") == severity, name
         assert len(rule["annotations"].get("summary", "")) > 20, name
         assert len(rule["annotations"].get("description", "")) > 80, name
-    assert rules["SharpmldEngineNotReady"]["for"] == "10m"
-    assert "[15m]" in rules["SharpmldHighFailureRatio"]["expr"]
-    assert "> 0\n" in rules["SharpmldHighFailureRatio"]["expr"], "the ratio must guard against 0 jobs"
-    assert 'stage="job"' in rules["SharpmldSlowJobs"]["expr"]
 
 
 def _promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -376,90 +373,6 @@ def test_promtool_accepts_a_real_scrape(tmp_path: Path) -> None:
     result = _promtool("check", "metrics", stdin=generate_latest(metrics.registry))
     output = (result.stdout + result.stderr).decode()
     assert result.returncode == 0 and not output.strip(), output
-
-
-@pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
-def test_alerts_fire_at_their_thresholds(tmp_path: Path) -> None:
-    """promtool's rule unit tests on the rules as parsed here (annotations left out: promtool
-    would compare their rendered text too); `promtool check rules` covers the file as written."""
-    rules = [{k: v for k, v in rule.items() if k != "annotations"} for rule in load_alerts()]
-    rules_file = tmp_path / "rules.json"  # JSON is YAML
-    rules_file.write_text(json.dumps({"groups": [{"name": "sharpmld", "rules": rules}]}))
-    sel = 'instance="d", job="sharpmld"'
-
-    def case(series: dict[str, str], alert: str, at: str, fires: bool) -> dict[str, Any]:
-        labels = {"severity": EXPECTED_ALERTS[alert][0], "instance": "d"}
-        if alert in (
-            "SharpmldDown",
-            "SharpmldScanStalled",
-            "SharpmldEngineNotReady",
-            "SharpmldLowDisk",
-            "SharpmldWorkerMemoryHigh",
-        ):
-            labels["job"] = "sharpmld"
-        return {
-            "interval": "1m",
-            "input_series": [{"series": s, "values": v} for s, v in series.items()],
-            "alert_rule_test": [
-                {"eval_time": at, "alertname": alert, "exp_alerts": [{"exp_labels": labels}] if fires else []}
-            ],
-        }
-
-    failed = f'sharpmld_jobs_failed_total{{{sel}, code="timeout"}}'
-    succeeded = f"sharpmld_jobs_succeeded_total{{{sel}}}"
-    job_sum = f'sharpmld_stage_duration_seconds_sum{{{sel}, stage="job"}}'
-    job_count = f'sharpmld_stage_duration_seconds_count{{{sel}, stage="job"}}'
-    tests = [
-        case({f"up{{{sel}}}": "0x10"}, "SharpmldDown", "5m", True),
-        case({f"up{{{sel}}}": "1x10"}, "SharpmldDown", "5m", False),
-        # one failure in eleven finished jobs is under 10 %, one in three is over
-        case({failed: "0+0x20 1x20", succeeded: "0+0x20 10x20"}, "SharpmldHighFailureRatio", "30m", False),
-        case({failed: "0+0x20 1x20", succeeded: "0+0x20 2x20"}, "SharpmldHighFailureRatio", "30m", True),
-        # no job finished at all: no division by zero, no alert
-        case({failed: "0x40", succeeded: "0x40"}, "SharpmldHighFailureRatio", "30m", False),
-        case(
-            {
-                f'sharpmld_queue_jobs{{{sel}, state="inbox"}}': "40x30",
-                f'sharpmld_queue_jobs{{{sel}, state="settling"}}': "11x30",
-            },
-            "SharpmldQueueBacklog",
-            "25m",
-            True,
-        ),
-        case({f'sharpmld_queue_jobs{{{sel}, state="inbox"}}': "50x30"}, "SharpmldQueueBacklog", "25m", False),
-        # one 20-minute job a minute on average, then 10-minute ones
-        case({job_sum: "0+1200x40", job_count: "0+1x40"}, "SharpmldSlowJobs", "35m", True),
-        case({job_sum: "0+600x40", job_count: "0+1x40"}, "SharpmldSlowJobs", "35m", False),
-        case({job_sum: "0x40", job_count: "0x40"}, "SharpmldSlowJobs", "35m", False),
-        case({f"sharpmld_disk_free_bytes{{{sel}}}": "40e9x10"}, "SharpmldLowDisk", "8m", True),
-        case({f"sharpmld_disk_free_bytes{{{sel}}}": "60e9x10"}, "SharpmldLowDisk", "8m", False),
-        case(
-            {f"sharpmld_worker_resident_memory_bytes{{{sel}}}": "13e9x10"},
-            "SharpmldWorkerMemoryHigh",
-            "8m",
-            True,
-        ),
-        case(
-            {f"sharpmld_worker_resident_memory_bytes{{{sel}}}": "11e9x10"},
-            "SharpmldWorkerMemoryHigh",
-            "8m",
-            False,
-        ),
-        # the last scan at t=0 (unix time 0 + 60 s): stale after two minutes plus for: 1m
-        case({f"sharpmld_last_scan_timestamp_seconds{{{sel}}}": "60x10"}, "SharpmldScanStalled", "6m", True),
-        case(
-            {f"sharpmld_last_scan_timestamp_seconds{{{sel}}}": "60+60x10"}, "SharpmldScanStalled", "6m", False
-        ),
-        case({f"sharpmld_worker_ready{{{sel}}}": "0x20"}, "SharpmldEngineNotReady", "12m", True),
-        case({f"sharpmld_worker_ready{{{sel}}}": "0x20"}, "SharpmldEngineNotReady", "8m", False),
-        case({f"sharpmld_worker_ready{{{sel}}}": "1x20"}, "SharpmldEngineNotReady", "12m", False),
-    ]
-    spec = tmp_path / "alerts_test.json"
-    spec.write_text(
-        json.dumps({"rule_files": [str(rules_file)], "evaluation_interval": "1m", "tests": tests})
-    )
-    result = _promtool("test", "rules", str(spec))
-    assert result.returncode == 0, (result.stdout + result.stderr).decode()
 
 
 # -- configuration examples ---------------------------------------------------------------------

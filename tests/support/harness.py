@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import tomli_w
+from tests.support import roots
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = Path(__file__).resolve().parent
@@ -29,20 +30,15 @@ def env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def write_config(root: Path, checkpoint: Path, **sections: dict[str, Any]) -> Path:
     """A fast configuration using the tiny model; ``sections`` override or add keys."""
-    data: dict[str, Any] = {
-        "model": {"factory": "tiny_sharp:create", "checkpoint": str(checkpoint), "device": "cpu"},
+    fast: dict[str, dict[str, Any]] = {
         "intake": {"settle_seconds": 0.5, "scan_interval_seconds": 1.0},
         "worker": {"engine_retry_seconds": 1.0},
         "queue": {"shutdown_grace_seconds": 10.0},
-        "log": {"format": "json", "level": "debug"},
-        "metrics": {"port": 0},
+        "log": {"level": "debug"},
     }
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "sharpmld.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
+        fast[name] = {**fast.get(name, {}), **values}
+    return roots.write_config(root, checkpoint, **fast)
 
 
 def cli(
@@ -69,6 +65,24 @@ def wait_for(
                 f"timed out after {timeout:g} s waiting for {what if isinstance(what, str) else what()}"
             )
         time.sleep(interval)
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """One scrape of a daemon's /metrics: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    """One sample of a scrape; 0 when absent, as for a labelled family with no child yet."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def jobs(root: Path, state: str) -> list[Path]:
@@ -130,6 +144,25 @@ class Daemon:
 
         wait_for(engine_up, 60, lambda: f"the engine to be ready\n{self.text()[-2000:]}")
         return int(self._child_pids()[0])
+
+    def status(self) -> dict[str, Any] | None:
+        """The daemon's status file (what ``sharpmld status`` reads), once it exists."""
+        for path in (self.root / ".sharpmld").glob(f"daemon-*-{self.proc.pid}.json"):
+            try:
+                return dict(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                return None
+        return None
+
+    def metrics_port(self, timeout: float = 30) -> int:
+        """The port the daemon serves /metrics on, from its status file."""
+        return int(
+            wait_for(
+                lambda: (self.status() or {}).get("metrics_port"),
+                timeout,
+                lambda: f"the daemon's metrics port\n{self.text()[-2000:]}",
+            )
+        )
 
     def _child_pids(self) -> list[int]:
         import psutil
