@@ -44,11 +44,9 @@ class InboxScanner:
         self.marker = marker
         self.max_entries = max_entries
         self.entries: dict[str, Entry] = {}
-        self.last_scan = 0.0
 
     def scan(self, now: float) -> list[Entry]:
         """Rescan the inbox; return the ready entries, highest priority then oldest first."""
-        self.last_scan = now
         seen: set[str] = set()
         try:
             listing = list(os.scandir(self.inbox))

@@ -20,7 +20,7 @@ RESULT_FILE = "result.json"
 ERROR_TXT = "ERROR.txt"
 ERROR_JSON = "error.json"
 JOB_LOG = "job.log"
-IMAGES_DIR = "images"
+IMAGES_DIR = "images"  # the working copies of the photos, one PNG each
 
 
 @dataclass(frozen=True)
