@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sharpmld.core.config import Config
-from sharpmld.intake.inspect import is_in_progress, is_junk
+from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import PROGRESS_FILE, STATES, Layout
 

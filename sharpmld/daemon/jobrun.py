@@ -28,7 +28,7 @@ from sharpmld.core.errors import (
 )
 from sharpmld.core.faults import crashpoint
 from sharpmld.daemon import index_page, report
-from sharpmld.intake.inspect import inventory
+from sharpmld.intake.inventory import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
 from sharpmld.protocol import ImageTask, JobRequest
 from sharpmld.queue import cache_index as cache

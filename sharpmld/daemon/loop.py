@@ -23,7 +23,7 @@ from sharpmld.core.errors import InternalError, TooManyAttempts
 from sharpmld.daemon import access
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
-from sharpmld.intake.inspect import is_in_progress, is_junk
+from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.intake.watcher import InboxWatcher
 from sharpmld.observers.events import Observer, Observers

@@ -13,8 +13,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharpmld.intake.inspect import TreeSignature, is_in_progress, is_junk, tree_signature
 from sharpmld.intake.jobspec import peek_priority
+from sharpmld.intake.names import is_in_progress, is_junk
+from sharpmld.intake.walk import TreeSignature, tree_signature
 
 STALE_IN_PROGRESS = 120.0
 

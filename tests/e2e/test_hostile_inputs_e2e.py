@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sharpmld.intake.inspect import sniff
+from sharpmld.intake.magic import sniff
 from sharpmld.queue.jobid import is_job_id
 from tests.intake import corpus
 from tests.support import harness
