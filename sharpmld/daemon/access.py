@@ -17,9 +17,8 @@ from pathlib import Path
 
 from sharpmld.core import fsio
 from sharpmld.core.errors import SharpmldError
+from sharpmld.core.units import DISK_FULL_ERRNOS
 from sharpmld.queue.layout import STATES
-
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _advice(folder: Path, exc: OSError, macos: bool) -> str:
@@ -70,7 +69,7 @@ def _probe(folder: Path, macos: bool) -> tuple[str | None, bool]:
     try:
         _try_write(folder)
     except OSError as exc:
-        if exc.errno in _DISK_FULL:
+        if exc.errno in DISK_FULL_ERRNOS:
             return None, True  # not a permission: the daemon's low-disk guard handles it
         return _describe("create files in", folder, exc, macos), True
     return None, True

@@ -8,7 +8,6 @@ loop; the loop acts. A second TERM or INT means stop now. This process never imp
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
 import signal
@@ -20,6 +19,7 @@ from typing import Any
 from sharpmld.core import fsio, log
 from sharpmld.core.config import Config
 from sharpmld.core.errors import InternalError, TooManyAttempts
+from sharpmld.core.units import DISK_FULL_ERRNOS
 from sharpmld.daemon import access
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, OUTCOME_RETRY, JobRun
@@ -149,7 +149,7 @@ class Daemon:
         run = self.current
         if run is not None:
             self.supervisor.stop(grace=1.0)
-            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            full = isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
             with contextlib.suppress(Exception):
                 if full:
                     run.hand_back("disk full")

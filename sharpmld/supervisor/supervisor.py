@@ -24,6 +24,7 @@ import psutil
 
 from sharpmld.core import fsio
 from sharpmld.core.config import Config
+from sharpmld.core.units import MB
 from sharpmld.protocol import EVENT_FD_ENV, JobRequest, LineReader, decode, encode
 
 STOPPED = "stopped"
@@ -256,8 +257,8 @@ class Supervisor:
         if not limit_mb or self._proc is None:
             return ""
         used = self.memory_bytes(max_age=0.5)
-        if used > limit_mb * (1 << 20):
-            return f"the worker used {used / (1 << 20):.0f} MB, over the {limit_mb:g} MB limit"
+        if used > limit_mb * MB:
+            return f"the worker used {used / MB:.0f} MB, over the {limit_mb:g} MB limit"
         return ""
 
     def _lose(self, now: float, reason: str, detail: str, already_reaped: bool = False) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import signal
 import sys
 from typing import Any
 
+from sharpmld.core.units import MB
+
 _RLIMITS = {
     "cpu_seconds": resource.RLIMIT_CPU,
     "open_files": resource.RLIMIT_NOFILE,
@@ -36,7 +38,7 @@ def apply(settings: dict[str, Any]) -> None:
         value = int(settings.get(key) or 0)
         if value <= 0:
             continue
-        soft = value * (1 << 20) if key in _MB else value
+        soft = value * MB if key in _MB else value
         _, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             soft = min(soft, hard)

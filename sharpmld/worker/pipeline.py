@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from sharpmld.core.errors import DecodeFailed, ImageRejected, OutputInvalid, SharpmldError
 from sharpmld.core.faults import crashpoint
+from sharpmld.core.units import DISK_FULL_ERRNOS
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import to_vertex_records
 from sharpmld.formats.registry import FORMATS
@@ -264,8 +265,11 @@ def _failed(base: dict[str, Any], decoded: Decoded, error: dict[str, Any]) -> di
 
 
 def _write_error(exc: OSError) -> dict[str, Any]:
-    code = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EFBIG: "output_too_large"}
-    return {"code": code.get(exc.errno or 0, "write_failed"), "message": f"writing the outputs failed: {exc}"}
+    if exc.errno in DISK_FULL_ERRNOS:
+        code = "disk_full"
+    else:
+        code = "output_too_large" if exc.errno == errno.EFBIG else "write_failed"
+    return {"code": code, "message": f"writing the outputs failed: {exc}"}
 
 
 def _finish_image(
