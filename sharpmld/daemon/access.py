@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sharpmld.core import fsio
 from sharpmld.core.errors import SharpmldError
+from sharpmld.core.macos import full_disk_access_advice
 from sharpmld.core.units import DISK_FULL_ERRNOS
 from sharpmld.queue.layout import STATES
 
@@ -28,11 +29,7 @@ def _advice(folder: Path, exc: OSError, macos: bool) -> str:
     if not macos:
         return advice + f"; sharpmld runs as uid {os.getuid()}."
     return advice + (
-        "; if they are fine, macOS privacy protection (TCC) is blocking it: give the daemon's "
-        "python Full Disk Access (System Settings → Privacy & Security → Full Disk Access, add "
-        f"{os.path.realpath(sys.executable)}, the real binary behind the venv's python symlink) "
-        "and restart sharpmld, or keep the root outside Desktop, Documents, Downloads and "
-        "external volumes (the default ~/SharpML is outside them)."
+        f"; if they are fine, macOS privacy protection (TCC) is blocking it: {full_disk_access_advice()}."
     )
 
 
