@@ -31,14 +31,13 @@ from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
 from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
-from sharpmld.queue.layout import Layout
+from sharpmld.queue.layout import DAEMON_STATUS_PREFIX, Layout
 from sharpmld.queue.lease import Owner, write_lease
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
 
 DEBOUNCE = 0.1
 ORPHAN_CHECK_SECONDS = 10.0
-STATUS_FILE_PREFIX = "daemon-"
 
 
 class Daemon:
@@ -55,6 +54,7 @@ class Daemon:
         self.current: JobRun | None = None
         self.redispatch = False
         self.engine_message = ""
+        self.paused = ""  # why no job would be claimed now, as `sharpmld status --check` shows it
         self.scan_due = 0.0
         self.next_orphan_check = 0.0
         self.next_heartbeat = 0.0
@@ -208,6 +208,9 @@ class Daemon:
         if self.current is not None and now >= self.next_heartbeat:
             write_lease(self.current.job.path, self.owner)
             self.next_heartbeat = now + float(self.config.get("queue", "heartbeat_seconds"))
+        if self.paused_reason(now) != self.paused:
+            self.paused = self.paused_reason(now)
+            self._write_status()
         self.events.on_tick(self, now)
         if self.burst and self.current is None and not self.scanner.entries and self._idle_done():
             self.finished = True
@@ -417,15 +420,17 @@ class Daemon:
         }
 
     def _status_path(self) -> Path:
-        return self.layout.state_dir / f"{STATUS_FILE_PREFIX}{socket.gethostname()}-{os.getpid()}.json"
+        return self.layout.state_dir / f"{DAEMON_STATUS_PREFIX}{socket.gethostname()}-{os.getpid()}.json"
 
     def _write_status(self) -> None:
         """A small file `sharpmld status` reads to tell what this daemon is doing."""
         status = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "started": self.owner.started,
             "engine": self.supervisor.state,
             "engine_message": self.engine_message,
+            "paused": self.paused,
             "device": self.supervisor.info.device,
             "current_job": self.current.job.job_id if self.current else None,
             "updated": time.time(),

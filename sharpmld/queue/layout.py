@@ -22,6 +22,9 @@ ERROR_JSON = "error.json"
 JOB_LOG = "job.log"
 IMAGES_DIR = "images"  # the working copies of the photos, one PNG each
 
+# In the state folder: each daemon's status file, daemon-HOST-PID.json, that `sharpmld status` reads.
+DAEMON_STATUS_PREFIX = "daemon-"
+
 
 @dataclass(frozen=True)
 class Layout:
