@@ -24,10 +24,10 @@ from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import DAEMON_STATUS_PREFIX, PROGRESS_FILE, RESULT_FILE, STATES, Layout
 from sharpmld.queue.lease import Owner
+from sharpmld.supervisor.supervisor import UNAVAILABLE
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-ENGINE_UNAVAILABLE = "unavailable"
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -131,7 +131,7 @@ def gather(config: Config, since: datetime | None = None) -> dict[str, Any]:
 def _daemon_problem(d: dict[str, Any]) -> tuple[int, str]:
     """(exit code, the one line) for one running daemon."""
     who = f"daemon pid {d.get('pid')}@{d.get('host')}"
-    if d.get("engine") == ENGINE_UNAVAILABLE:
+    if d.get("engine") == UNAVAILABLE:
         why = d.get("engine_message") or "see its log, or run `sharpmld doctor`"
         return RET_ENGINE_UNAVAILABLE, f"engine unavailable: {who}: {why}"
     if d.get("paused"):
