@@ -16,7 +16,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SUPPORT = REPO / "tests" / "support"  # the tiny model, and the harness bench shares
-MB = 1 << 20
 
 # SHARP's output for one photo: two layers of 768 × 768 Gaussians.
 SHARP_GAUSSIANS = 2 * 768 * 768

@@ -13,10 +13,11 @@ import time
 import psutil
 from PIL import Image
 
-from bench.common import MB, Figure, median, percentile, timed
+from bench.common import Figure, median, percentile, timed
 from bench.fixtures import DaemonProcess, done_root, fill_inbox, parse_time, session_dir
 from bench.photos import photo
 from sharpmld.core.config import load as load_config
+from sharpmld.core.units import MB
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.observers.metrics import Metrics
 from sharpmld.queue import recovery, retention

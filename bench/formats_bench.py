@@ -7,8 +7,9 @@ import tracemalloc
 from pathlib import Path
 
 from bench.baseline_formats import splat_per_row, write_ply_conventional, write_splat_per_row
-from bench.common import MB, SHARP_GAUSSIANS, Figure, median, timed
+from bench.common import SHARP_GAUSSIANS, Figure, median, timed
 from bench.scene import F_PX, HEIGHT, WIDTH, ndc_scene
+from sharpmld.core.units import MB
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import to_vertex_records, write_ply
 from sharpmld.formats.splat import RECORD_SIZE, splat_bytes, write_splat

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import MB, REPO, Figure, bench_env, drop_caches, median, run_python
+from bench.common import REPO, Figure, bench_env, drop_caches, median, run_python
 from bench.large_model import MB_ENV, WIDTH_ENV, write_checkpoint
+from sharpmld.core.units import MB
 from sharpmld.protocol import EVENT_FD_ENV
 
 TARGET_READY_SECONDS = 1.5

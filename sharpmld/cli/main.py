@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from sharpmld import __version__
-from sharpmld.cli.codes import RET_CONFIG, RET_FAILURE, RET_NOT_FOUND, RET_OK
+from sharpmld.cli.codes import (
+    RET_CONFIG,
+    RET_FAILURE,
+    RET_JOBS_FAILED,
+    RET_NOT_FOUND,
+    RET_OK,
+    RET_USAGE,
+    STATUS_EXIT_CODES,
+)
 from sharpmld.core.errors import ConfigError, SharpmldError
 
 
@@ -48,8 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="do nothing (and succeed) when sharpmld.toml already exists",
     )
 
-    p = sub.add_parser("status", help="jobs per state, jobs in flight, running daemons")
+    p = sub.add_parser(
+        "status",
+        help="jobs per state, jobs in flight, running daemons",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes (of 5 to 8, when several apply, the first listed):\n"
+        + "\n".join(f"  {code}  {meaning}" for code, meaning in STATUS_EXIT_CODES.items()),
+    )
     _common(p, json_flag=True)
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="for monitoring: print one line and exit 0 only if a daemon runs, its engine is "
+        "loaded and it claims jobs",
+    )
+    p.add_argument(
+        "--failed-since",
+        metavar="TIME",
+        help=f"exit {RET_JOBS_FAILED} if a job failed since TIME: 2026-05-01T09:00:00Z (no zone: local time) "
+        "or a span ago such as 30m, 2h, 1d",
+    )
 
     p = sub.add_parser("submit", help="copy files or folders into the inbox safely")
     _common(p, json_flag=True)
@@ -140,11 +166,20 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from sharpmld.cli.status import format_status, gather
+    from sharpmld.cli.status import exit_code, format_status, gather, parse_since
 
-    info = gather(_config(args))
-    _emit(args, info, format_status(info))
-    return RET_OK
+    try:
+        since = parse_since(args.failed_since) if args.failed_since is not None else None
+    except ValueError as exc:
+        print(f"sharpmld: {exc}", file=sys.stderr)
+        return RET_USAGE
+    info = gather(_config(args), since)
+    code, line = exit_code(info, check=args.check)
+    if args.check:
+        _emit(args, {"code": code, "healthy": code == RET_OK, "message": line}, line)
+    else:
+        _emit(args, info, format_status(info))
+    return code
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

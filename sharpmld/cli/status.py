@@ -1,17 +1,48 @@
-"""``sharpmld status``: what is waiting, running and finished, read straight from the tree."""
+"""``sharpmld status``: what is waiting, running and finished, read straight from the tree.
+
+Its exit code answers a script's question without parsing: is a daemon running on this root,
+did a job fail since a given time, and with ``--check`` is the daemon healthy (running, its
+engine loaded, claiming jobs). The codes are named in ``cli/codes.py`` and listed by
+``sharpmld status --help`` (``STATUS_EXIT_CODES``). A daemon counts as running only if its status file names a
+process that runs now with the same start time: the lease's rule, so a pid the system gave
+to another process after a crash is not mistaken for the daemon.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sharpmld.cli.codes import RET_ENGINE_UNAVAILABLE, RET_JOBS_FAILED, RET_NO_DAEMON, RET_OK, RET_PAUSED
 from sharpmld.core.config import Config
-from sharpmld.intake.inspect import is_in_progress, is_junk
+from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue.jobid import is_job_id
-from sharpmld.queue.layout import PROGRESS_FILE, STATES, Layout
+from sharpmld.queue.layout import DAEMON_STATUS_PREFIX, PROGRESS_FILE, RESULT_FILE, STATES, Layout
+from sharpmld.queue.lease import Owner
+from sharpmld.supervisor.supervisor import UNAVAILABLE
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """A time from ``2026-05-01T09:00:00Z`` (no zone: local time) or a span ago (``90m``, ``2h``)."""
+    current = now or datetime.now(UTC)
+    match = _AGO.match(text.strip())
+    if match:
+        return current - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--failed-since {text!r}: give a time like 2026-05-01T09:00:00Z or a span ago like 30m, 2h, 1d"
+        ) from None
+    return when.astimezone(UTC) if when.tzinfo is None else when
 
 
 def _count(layout: Layout, state: str) -> int:
@@ -24,16 +55,53 @@ def _count(layout: Layout, state: str) -> int:
     return sum(1 for n in names if is_job_id(n))
 
 
-def _read_json(path: Any) -> dict[str, Any] | None:
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
+        data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def gather(config: Config) -> dict[str, Any]:
-    """Counts per state, the jobs in flight with their progress, and the live daemons."""
+def is_running(info: dict[str, Any]) -> bool:
+    """Whether a daemon status file names a live process: on this host, by pid and start time.
+
+    Another host's processes cannot be seen from here, so a daemon there counts as running.
+    """
+    try:
+        owner = Owner(str(info["host"]), int(info["pid"]), float(info.get("started", 0.0)))
+    except (KeyError, TypeError, ValueError):
+        return False
+    return owner.host != socket.gethostname() or owner.is_alive()
+
+
+def _failed_at(job_dir: Path) -> datetime:
+    """When a failed job finished: result.json's ``finished_at``, else the folder's mtime."""
+    result = _read_json(job_dir / RESULT_FILE) or {}
+    try:
+        return datetime.fromisoformat(str(result["finished_at"]))
+    except (KeyError, ValueError):
+        return datetime.fromtimestamp(job_dir.stat().st_mtime, UTC)
+
+
+def failed_since(layout: Layout, since: datetime) -> list[str]:
+    """The ids of the jobs in ``failed/`` that failed at or after ``since``, sorted."""
+    try:
+        names = sorted(n for n in os.listdir(layout.failed) if is_job_id(n))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        try:
+            if _failed_at(layout.failed / name) >= since:
+                found.append(name)
+        except OSError:
+            continue  # removed (retried, swept) while we looked
+    return found
+
+
+def gather(config: Config, since: datetime | None = None) -> dict[str, Any]:
+    """Counts per state, the jobs in flight with their progress, the live daemons, new failures."""
     layout = Layout(config.root)
     counts = {state: _count(layout, state) for state in STATES}
     in_flight = []
@@ -45,23 +113,48 @@ def gather(config: Config) -> dict[str, Any]:
     daemons = []
     if layout.state_dir.is_dir():
         for name in sorted(os.listdir(layout.state_dir)):
-            if name.startswith("daemon-") and name.endswith(".json"):
-                info = _read_json(layout.state_dir / name)
-                if info and _alive(info):
-                    daemons.append(info)
-    return {"root": str(config.root), "counts": counts, "in_flight": in_flight, "daemons": daemons}
+            if name.startswith(DAEMON_STATUS_PREFIX) and name.endswith(".json"):
+                daemon = _read_json(layout.state_dir / name)
+                if daemon and is_running(daemon):
+                    daemons.append(daemon)
+    info: dict[str, Any] = {
+        "root": str(config.root),
+        "counts": counts,
+        "in_flight": in_flight,
+        "daemons": daemons,
+    }
+    if since is not None:
+        info["failed_since"] = {"since": since.isoformat(), "jobs": failed_since(layout, since)}
+    return info
 
 
-def _alive(info: dict[str, Any]) -> bool:
-    if info.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(info.get("pid", 0)), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def _daemon_problem(d: dict[str, Any]) -> tuple[int, str]:
+    """(exit code, the one line) for one running daemon."""
+    who = f"daemon pid {d.get('pid')}@{d.get('host')}"
+    if d.get("engine") == UNAVAILABLE:
+        why = d.get("engine_message") or "see its log, or run `sharpmld doctor`"
+        return RET_ENGINE_UNAVAILABLE, f"engine unavailable: {who}: {why}"
+    if d.get("paused"):
+        return RET_PAUSED, f"paused: {d['paused']}: {who} claims no jobs"
+    return RET_OK, f"ok: {who}, engine {d.get('engine')}"
+
+
+def exit_code(info: dict[str, Any], *, check: bool = False) -> tuple[int, str]:
+    """The exit code for ``info`` and the one line that says why (the first that applies)."""
+    if not info["daemons"]:
+        return RET_NO_DAEMON, f"not running: no daemon is running on {info['root']}"
+    if check:
+        verdicts = [_daemon_problem(d) for d in info["daemons"]]
+        healthy = [v for v in verdicts if v[0] == RET_OK]
+        if not healthy:
+            return verdicts[0]
+        answer = healthy[0]
+    else:
+        answer = (RET_OK, "ok")
+    failed = info.get("failed_since")
+    if failed and failed["jobs"]:
+        return RET_JOBS_FAILED, f"failed: {len(failed['jobs'])} job(s) since {failed['since']}"
+    return answer
 
 
 def format_status(info: dict[str, Any]) -> str:
@@ -81,5 +174,10 @@ def format_status(info: dict[str, Any]) -> str:
         engine = d.get("engine")
         extra = f" ({d['engine_message']})" if d.get("engine_message") else ""
         device = f" on {d['device']}" if d.get("device") else ""
-        lines.append(f"daemon pid {d['pid']}@{d['host']}: engine {engine}{device}{extra}")
+        paused = f", paused: {d['paused']}" if d.get("paused") else ""
+        lines.append(f"daemon pid {d['pid']}@{d['host']}: engine {engine}{device}{extra}{paused}")
+    failed = info.get("failed_since")
+    if failed is not None:
+        jobs = failed["jobs"]
+        lines.append(f"failed since {failed['since']}: {len(jobs)}" + "".join(f"\n  {j}" for j in jobs))
     return "\n".join(lines)

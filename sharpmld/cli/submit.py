@@ -13,7 +13,7 @@ from pathlib import Path
 from sharpmld.core import fsio
 from sharpmld.core.config import Config
 from sharpmld.core.errors import SharpmldError
-from sharpmld.intake.inspect import is_in_progress, is_junk
+from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue import transitions
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import INPUT_DIR, Layout

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from sharpmld.core import fsio
 from sharpmld.core.errors import SharpmldError
+from sharpmld.core.macos import full_disk_access_advice
+from sharpmld.core.units import DISK_FULL_ERRNOS
 from sharpmld.queue.layout import STATES
-
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _advice(folder: Path, exc: OSError, macos: bool) -> str:
@@ -29,11 +29,7 @@ def _advice(folder: Path, exc: OSError, macos: bool) -> str:
     if not macos:
         return advice + f"; sharpmld runs as uid {os.getuid()}."
     return advice + (
-        "; if they are fine, macOS privacy protection (TCC) is blocking it: give the daemon's "
-        "python Full Disk Access (System Settings → Privacy & Security → Full Disk Access, add "
-        f"{os.path.realpath(sys.executable)}, the real binary behind the venv's python symlink) "
-        "and restart sharpmld, or keep the root outside Desktop, Documents, Downloads and "
-        "external volumes (the default ~/SharpML is outside them)."
+        f"; if they are fine, macOS privacy protection (TCC) is blocking it: {full_disk_access_advice()}."
     )
 
 
@@ -70,7 +66,7 @@ def _probe(folder: Path, macos: bool) -> tuple[str | None, bool]:
     try:
         _try_write(folder)
     except OSError as exc:
-        if exc.errno in _DISK_FULL:
+        if exc.errno in DISK_FULL_ERRNOS:
             return None, True  # not a permission: the daemon's low-disk guard handles it
         return _describe("create files in", folder, exc, macos), True
     return None, True

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sharpmld.intake.inspect import is_in_progress, is_junk
+from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
 from sharpmld.queue.record import Job

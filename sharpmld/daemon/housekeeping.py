@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from sharpmld.core.config import Config
+from sharpmld.core.units import MB
 from sharpmld.queue import retention
 from sharpmld.queue.layout import Layout
 
 DISK_CHECK_SECONDS = 5.0
 RETENTION_SWEEP_SECONDS = 3600.0
-MB = 1 << 20
 
 
 class Housekeeping:

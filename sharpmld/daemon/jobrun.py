@@ -31,8 +31,9 @@ from sharpmld.core.errors import (
     format_advice,
 )
 from sharpmld.core.faults import crashpoint
+from sharpmld.core.units import MB
 from sharpmld.daemon import index_page, report
-from sharpmld.intake.inspect import inventory
+from sharpmld.intake.inventory import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
 from sharpmld.protocol import (
     Event,
@@ -112,17 +113,16 @@ class JobRun:
     def prepare(self) -> JobRequest | None:
         """Validate what can be validated without decoding; None means the job already failed."""
         cfg = self.config
-        mb = 1 << 20
         try:
             self.spec = read_jobspec(self.job.input_dir) if self.job.record.source == "folder" else JobSpec()
             found = inventory(
                 self.job.input_dir,
-                max_file_bytes=int(cfg.get("limits", "max_file_mb") * mb),
-                max_job_bytes=int(cfg.get("limits", "max_job_mb") * mb),
+                max_file_bytes=int(cfg.get("limits", "max_file_mb") * MB),
+                max_job_bytes=int(cfg.get("limits", "max_job_mb") * MB),
                 max_images=int(cfg.get("limits", "max_images")),
                 max_depth=int(cfg.get("limits", "max_depth")),
                 max_entries=int(cfg.get("limits", "max_entries")),
-                max_video_bytes=int(cfg.get("video", "max_mb") * mb) if cfg.get("video", "enabled") else 0,
+                max_video_bytes=int(cfg.get("video", "max_mb") * MB) if cfg.get("video", "enabled") else 0,
             )
         except JobFailed as exc:
             self.fail(exc)

@@ -67,6 +67,7 @@ class Daemon:
         self.current: JobRun | None = None
         self.redispatch = False
         self.unavailable_logged = ""
+        self.paused = ""  # why no job would be claimed now, as the status file says
         self.scan_due = 0.0
         self.next_orphan_check = 0.0
         self.next_heartbeat = 0.0
@@ -199,7 +200,11 @@ class Daemon:
         if self.current is not None and now >= self.next_heartbeat:
             write_lease(self.current.job.path, self.owner)
             self.next_heartbeat = now + self.heartbeat
-        self.events.on_tick(self.facts(now), now)
+        facts = self.facts(now)
+        if facts.paused_reason != self.paused:  # `sharpmld status --check` reads it
+            self.paused = facts.paused_reason
+            write_status(self)
+        self.events.on_tick(facts, now)
         if self.stopping.requested:
             in_flight = self.current is not None
             if self.stopping.finished(now, in_flight=in_flight, between_attempts=self.redispatch):

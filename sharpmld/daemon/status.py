@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sharpmld.core import fsio
+from sharpmld.queue.layout import DAEMON_STATUS_PREFIX
 
 if TYPE_CHECKING:
     from sharpmld.daemon.loop import Daemon
 
-STATUS_FILE_PREFIX = "daemon-"
-
 
 def status_path(state_dir: Path) -> Path:
     """This process's status file (one per daemon: several may share a root)."""
-    return state_dir / f"{STATUS_FILE_PREFIX}{socket.gethostname()}-{os.getpid()}.json"
+    return state_dir / f"{DAEMON_STATUS_PREFIX}{socket.gethostname()}-{os.getpid()}.json"
 
 
 def status(daemon: Daemon) -> dict[str, Any]:
@@ -33,10 +32,12 @@ def status(daemon: Daemon) -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
+        "started": daemon.owner.started,
         "engine": supervisor.state,
         "engine_message": supervisor.unavailable_reason,
         "device": supervisor.info.device,
         "current_job": current.job.job_id if current is not None else None,
+        "paused": daemon.paused,
         "updated": time.time(),
         "metrics_port": daemon.metrics.port if daemon.metrics is not None else None,
     }

@@ -242,11 +242,6 @@ def _meta_of(ply: PlyData, path: Path) -> SceneMeta:
     return SceneMeta(f_px=float(intrinsic[0]), width=int(size[0]), height=int(size[1]))
 
 
-def read_vertex_records(path: Path) -> npt.NDArray[np.void]:
-    """The raw vertex table of a 3DGS ``.ply`` as a VERTEX_DTYPE array, values untouched."""
-    return _records_of(_load(path))
-
-
 def read_ply_records(path: Path) -> tuple[npt.NDArray[np.void], SceneMeta | None]:
     """The raw vertex table plus the camera metadata if the file carries ml-sharp's elements."""
     ply = _load(path)

@@ -82,11 +82,6 @@ def _norm_of_columns(q: F32) -> F32:
     return out
 
 
-def _quaternion_norm(q: F32) -> F32:
-    """Per-row ``np.linalg.norm`` of float32 4-vectors, bit for bit (see module docstring)."""
-    return _norm_of_columns(np.ascontiguousarray(q.T))
-
-
 def _encode(t: F32, out: npt.NDArray[np.void]) -> None:
     """Encode ``t`` (vertex rows as an (m, 14) float32 table, in draw order) into ``out``.
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from sharpmld.core.config import KNOWN_FORMATS
 from sharpmld.core.errors import InvalidJobToml, format_advice
+from sharpmld.intake.names import JOB_TOML
 
-JOB_TOML = "job.toml"
 MAX_BYTES = 64 * 1024
 
 

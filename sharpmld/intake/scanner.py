@@ -13,8 +13,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharpmld.intake.inspect import TreeSignature, is_in_progress, is_junk, tree_signature
 from sharpmld.intake.jobspec import peek_priority
+from sharpmld.intake.names import is_in_progress, is_junk
+from sharpmld.intake.walk import TreeSignature, tree_signature
 
 STALE_IN_PROGRESS = 120.0
 
@@ -44,11 +45,9 @@ class InboxScanner:
         self.marker = marker
         self.max_entries = max_entries
         self.entries: dict[str, Entry] = {}
-        self.last_scan = 0.0
 
     def scan(self, now: float) -> list[Entry]:
         """Rescan the inbox; return the ready entries, highest priority then oldest first."""
-        self.last_scan = now
         seen: set[str] = set()
         try:
             listing = list(os.scandir(self.inbox))

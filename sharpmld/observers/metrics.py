@@ -29,6 +29,7 @@ from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, WORKER_ERRORS, Config
 from sharpmld.observers.events import DaemonFacts, ImageEvent, Observer, WorkerEvent
 from sharpmld.protocol import WORKER_STAGES, ImageDone, WorkerLost, WorkerReady, WorkerRecycled
 from sharpmld.queue.jobid import is_job_id
+from sharpmld.queue.layout import STATES as LAYOUT_STATES
 from sharpmld.queue.layout import Layout
 
 STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -36,7 +37,8 @@ IMAGE_BUCKETS = (1, 2, 5, 10, 20, 50, 100)
 BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
 PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
 RESTART_REASONS = ("crash", "timeout", "memory", "recycle")
-STATES = ("inbox", "settling", "working", "done", "failed")
+# The queue's states, with "settling" (in the inbox, not ready yet) after the inbox.
+STATES = (LAYOUT_STATES[0], "settling", *LAYOUT_STATES[1:])
 
 
 class Metrics(Observer):

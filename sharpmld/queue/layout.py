@@ -20,7 +20,10 @@ RESULT_FILE = "result.json"
 ERROR_TXT = "ERROR.txt"
 ERROR_JSON = "error.json"
 JOB_LOG = "job.log"
-IMAGES_DIR = "images"
+IMAGES_DIR = "images"  # the working copies of the photos, one PNG each
+
+# In the state folder: each daemon's status file, daemon-HOST-PID.json, that `sharpmld status` reads.
+DAEMON_STATUS_PREFIX = "daemon-"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sharpmld.core.config import Config
 from sharpmld.core.errors import ProtocolError
+from sharpmld.core.units import MB
 from sharpmld.protocol import (
     ImageDone,
     ImageFailed,
@@ -360,8 +361,8 @@ class Supervisor:
         if not limit_mb or self._child is None:
             return ""
         used = self.memory_bytes(max_age=0.5)
-        if used > limit_mb * (1 << 20):
-            return f"the worker used {used / (1 << 20):.0f} MB, over the {limit_mb:g} MB limit"
+        if used > limit_mb * MB:
+            return f"the worker used {used / MB:.0f} MB, over the {limit_mb:g} MB limit"
         return ""
 
     def _close_events(self) -> None:

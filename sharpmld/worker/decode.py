@@ -23,7 +23,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from sharpmld.core.errors import DecodeFailed, ImageTooLarge, SharpmldError, format_advice
 from sharpmld.core.fsio import atomic_writer
-from sharpmld.intake.inspect import HEAD_BYTES, sniff
+from sharpmld.intake.magic import HEAD_BYTES, sniff
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "HEIF")
 """The only decoders the worker lets Pillow try, whatever else is installed (AVIF, TIFF...)."""

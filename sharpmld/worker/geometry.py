@@ -190,39 +190,9 @@ def _frame(c: Mat, gram: _Gram) -> tuple[Tensor, Tensor, Vec, Vec, Vec, Vec]:
     return top, lam, u, g, h, g2  # type: ignore[return-value]
 
 
-def symmetric_eigh3(c: Tensor) -> tuple[Tensor, Tensor]:
-    """Batched closed-form eigen-decomposition of symmetric [..., 3, 3] matrices.
-
-    Returns eigenvalues [..., 3] in descending order (like SVD singular values) and
-    eigenvectors [..., 3, 3] as columns forming a proper rotation (det = +1). Works in the
-    input dtype, so float32 on MPS; accuracy is ~1e-7 of the largest |eigenvalue|.
-    """
-    ent = [[(c[..., i, j] + c[..., j, i]) / 2 for j in range(3)] for i in range(3)]
-    scale = torch.stack([ent[i][j].abs() for i in range(3) for j in range(i, 3)]).amax(0)
-    inv = 1 / torch.where(scale > 0, scale, 1)  # max |c_ij| = 1: nothing over/underflows
-    cn: Mat = tuple((r[0] * inv, r[1] * inv, r[2] * inv) for r in ent)  # type: ignore[assignment]
-
-    def gram(e: Vec, f: Vec) -> Vec:
-        ce, cf = _combine(e, cn), _combine(f, cn)  # C is symmetric: Cᵀe = Ce
-        return _dot(e, ce), _dot(f, ce), _dot(f, cf)
-
-    top, lam, u, g, h, (a, b, cc) = _frame(cn, gram)
-    half, rad = (a + cc) / 2, torch.sqrt(torch.addcmul(b * b, a - cc, a - cc, value=0.25))
-    vals = _cycle(top, lam, half + rad, half - rad)
-    rows = [_cycle(top, u[i], g[i], h[i]) for i in range(3)]
-    vectors = torch.stack([torch.stack(row, -1) for row in rows], -2)
-    return torch.stack(vals, -1) / inv.unsqueeze(-1), vectors
-
-
 def rotations_from_quaternions(q: Tensor) -> Tensor:
     """[..., 4] quaternions (w, x, y, z), normalised here → [..., 3, 3] rotation matrices."""
     return torch.stack([torch.stack(row, -1) for row in _rotation(*q.unbind(-1))], -2)
-
-
-def quaternions_from_rotations(r: Tensor) -> Tensor:
-    """[..., 3, 3] rotations → [..., 4] unit quaternions (w, x, y, z) with w ≥ 0."""
-    rows: Mat = tuple((r[..., i, 0], r[..., i, 1], r[..., i, 2]) for i in range(3))  # type: ignore[assignment]
-    return torch.stack(_quaternion(rows), -1)
 
 
 def _decompose(x: Tensor, s: Tensor, q: Tensor, m: list[list[float]]) -> list[Tensor]:

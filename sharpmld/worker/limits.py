@@ -13,6 +13,8 @@ import signal
 import sys
 from typing import Any
 
+from sharpmld.core.units import MB
+
 _RLIMITS = {
     "cpu_seconds": resource.RLIMIT_CPU,
     "open_files": resource.RLIMIT_NOFILE,
@@ -36,7 +38,7 @@ def apply(settings: dict[str, Any]) -> None:
         value = int(settings.get(key) or 0)
         if value <= 0:
             continue
-        soft = value * (1 << 20) if key in _MB else value
+        soft = value * MB if key in _MB else value
         _, hard = resource.getrlimit(which)
         if hard != resource.RLIM_INFINITY:
             soft = min(soft, hard)
@@ -67,6 +69,6 @@ def cap_mps_memory(limit_mb: float) -> None:
 
         recommended = float(torch.mps.recommended_max_memory())
         if limit_mb > 0 and recommended > 0:
-            torch.mps.set_per_process_memory_fraction(min(2.0, limit_mb * (1 << 20) / recommended))
+            torch.mps.set_per_process_memory_fraction(min(2.0, limit_mb * MB / recommended))
     except (AttributeError, RuntimeError):
         pass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sharpmld.core.errors import DiskFull, InternalError, OutputTooLarge, SharpmldError, WriteFailed
+from sharpmld.core.units import DISK_FULL_ERRNOS
 from sharpmld.protocol import ImageDone, ImageFailed, ImageStarted
 
 
@@ -42,10 +43,9 @@ class Slot:
 
 def write_error(exc: OSError) -> SharpmldError:
     """What a failed write means: a full disk, a file over the size limit, or something else."""
-    kinds: dict[int, type[SharpmldError]] = {
-        errno.ENOSPC: DiskFull,
-        errno.EDQUOT: DiskFull,
-        errno.EFBIG: OutputTooLarge,
-    }
-    kind = kinds.get(exc.errno or 0, WriteFailed)
+    kind: type[SharpmldError] = WriteFailed
+    if exc.errno in DISK_FULL_ERRNOS:
+        kind = DiskFull
+    elif exc.errno == errno.EFBIG:
+        kind = OutputTooLarge
     return kind(f"Writing the outputs failed: {exc.strerror or exc}.")

@@ -26,6 +26,7 @@ from sharpmld.formats.ply import to_vertex_records
 from sharpmld.formats.registry import FORMATS
 from sharpmld.protocol import Event, ImageTask, JobDone, JobRequest, WorkerWarning
 from sharpmld.queue import cache_index as cache
+from sharpmld.queue.layout import IMAGES_DIR
 from sharpmld.worker import video_tasks as videos
 from sharpmld.worker.decode import LoadedImage, load_image, write_working_copy
 from sharpmld.worker.geometry import unproject
@@ -110,7 +111,7 @@ def write_outputs(
     """
     assert decoded.image is not None
     img = decoded.image
-    images_dir = job_dir / "images"
+    images_dir = job_dir / IMAGES_DIR
     images_dir.mkdir(exist_ok=True)
     t0 = time.perf_counter()
     write_working_copy(img, images_dir / f"{decoded.task.stem}.png")

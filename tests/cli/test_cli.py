@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tomli_w
 
-from sharpmld.cli.codes import RET_CONFIG, RET_FAILURE, RET_NOT_FOUND, RET_OK
+from sharpmld.cli.codes import RET_CONFIG, RET_FAILURE, RET_NO_DAEMON, RET_NOT_FOUND, RET_OK
 from sharpmld.core import config
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import read_ply, to_vertex_records, write_ply
@@ -89,7 +89,7 @@ def test_help_and_status_do_not_import_torch_or_numpy(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "help False False" in lines, proc.stdout
-    assert "status 0 False False" in lines, proc.stdout
+    assert f"status {RET_NO_DAEMON} False False" in lines, proc.stdout  # no daemon on a fresh root
 
 
 # --- init -------------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def test_missing_config_flag_exits_3(tmp_path: Path) -> None:
 def test_status_json_on_a_fresh_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
     proc = sh(root, "status", "--root", str(root), "--json")
-    assert proc.returncode == RET_OK, proc.stderr
+    assert proc.returncode == RET_NO_DAEMON, proc.stderr
     info = json.loads(proc.stdout)
     assert info["counts"] == dict.fromkeys(STATES, 0)
     assert info["daemons"] == []
@@ -224,11 +224,11 @@ def test_status_counts_what_is_there(tmp_path: Path) -> None:
     (root / "done" / "not-a-job").mkdir()
     (root / "failed" / new_job_id("b")).mkdir()
     proc = sh(root, "status", "--root", str(root), "--json")
-    assert proc.returncode == RET_OK, proc.stderr
+    assert proc.returncode == RET_NO_DAEMON, proc.stderr
     assert json.loads(proc.stdout)["counts"] == {"inbox": 2, "working": 0, "done": 1, "failed": 1}
 
     text = sh(root, "status", "--root", str(root))
-    assert text.returncode == RET_OK
+    assert text.returncode == RET_NO_DAEMON
     assert "inbox 2  working 0  done 1  failed 1" in text.stdout
     assert "no daemon is running" in text.stdout
 

@@ -18,16 +18,17 @@ from typing import Any
 
 import pytest
 
-from sharpmld.cli import service
 from sharpmld.cli.codes import RET_FAILURE, RET_NOT_FOUND, RET_OK, RET_USAGE
+from sharpmld.cli.service import launchd, systemd, templates
 from sharpmld.core import config
 from sharpmld.core.errors import SharpmldError
 from sharpmld.core.fsio import TEMP_PREFIX
+from sharpmld.core.macos import full_disk_access_advice
 from sharpmld.daemon import access
 from sharpmld.queue.layout import STATES
 from tests.support import harness
 
-LABEL = service.DEFAULT_LABEL
+LABEL = launchd.DEFAULT_LABEL
 HOSTILE = "my <root> & 'quoted' \"double\" 50% $HOME {{HOME}}"
 PLIST_KEYS = {
     "Label",
@@ -68,7 +69,7 @@ def make_config(root: Path, grace: float | None = None) -> config.Config:
 
 
 def parsed_plist(cfg: config.Config, python: str = sys.executable) -> dict[str, Any]:
-    data: dict[str, Any] = plistlib.loads(service.render_plist(cfg, python=python))
+    data: dict[str, Any] = plistlib.loads(launchd.render_plist(cfg, python=python))
     return data
 
 
@@ -129,7 +130,7 @@ def test_exit_timeout_covers_the_configured_grace(tmp_path: Path, home: Path) ->
         cfg = make_config(tmp_path / f"root-{grace}", grace=grace)
         timeout = parsed_plist(cfg)["ExitTimeOut"]
         assert timeout >= 60 and timeout >= grace + 10, (grace, timeout)
-        assert timeout == service.stop_timeout(cfg)
+        assert timeout == templates.stop_timeout(cfg)
 
 
 def test_plist_keeps_the_venv_python_symlink_and_makes_it_absolute(
@@ -149,7 +150,7 @@ def test_plist_keeps_the_venv_python_symlink_and_makes_it_absolute(
 
 
 def test_plist_round_trips_and_is_canonical(tmp_path: Path, home: Path) -> None:
-    raw = service.render_plist(make_config(tmp_path / "root", grace=45))
+    raw = launchd.render_plist(make_config(tmp_path / "root", grace=45))
     data = plistlib.loads(raw)
     assert plistlib.loads(plistlib.dumps(data)) == data
     assert plistlib.dumps(data, sort_keys=True) == raw
@@ -160,7 +161,7 @@ def test_plist_round_trips_and_is_canonical(tmp_path: Path, home: Path) -> None:
 def test_hostile_root_is_escaped_and_comes_back_exactly(tmp_path: Path, home: Path) -> None:
     root = tmp_path / HOSTILE
     cfg = make_config(root, grace=30)
-    raw = service.render_plist(cfg)
+    raw = launchd.render_plist(cfg)
     assert b"&amp;" in raw and b"&lt;root&gt;" in raw
     data = plistlib.loads(raw)
     assert data["ProgramArguments"][5] == str(root)
@@ -173,19 +174,19 @@ def test_hostile_root_is_escaped_and_comes_back_exactly(tmp_path: Path, home: Pa
 def test_a_root_a_plist_cannot_hold_is_refused(tmp_path: Path, home: Path, char: str) -> None:
     cfg = config.Config(root=tmp_path / f"bad{char}root", path=None)
     with pytest.raises(SharpmldError, match="plist"):
-        service.render_plist(cfg)
+        launchd.render_plist(cfg)
 
 
 def test_plist_path_and_label(home: Path) -> None:
-    assert service.plist_path(LABEL) == home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+    assert launchd.plist_path(LABEL) == home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
     for bad in ("../evil", "a/b", "", ".hidden"):
         with pytest.raises(SharpmldError, match="label"):
-            service.plist_path(bad)
+            launchd.plist_path(bad)
 
 
 def test_another_label_logs_under_its_own_name(tmp_path: Path, home: Path) -> None:
     data = plistlib.loads(
-        service.render_plist(make_config(tmp_path / "root"), label="com.example.sharpmld-2")
+        launchd.render_plist(make_config(tmp_path / "root"), label="com.example.sharpmld-2")
     )
     assert data["Label"] == "com.example.sharpmld-2"
     assert Path(data["StandardOutPath"]).name == "com.example.sharpmld-2.log"
@@ -206,14 +207,14 @@ def unit_settings(text: str) -> dict[str, str]:
 def test_systemd_unit(tmp_path: Path) -> None:
     root = tmp_path / "my photos"
     cfg = make_config(root, grace=100)
-    text = service.render_systemd(cfg, python=sys.executable)
+    text = systemd.render_systemd(cfg, python=sys.executable)
     assert "{{" not in text
     settings = unit_settings(text)
     assert settings["Type"] == "simple"
     assert settings["Restart"] == "on-failure"
     assert settings["RestartSec"] == "10"
     assert settings["KillSignal"] == "SIGTERM"
-    assert settings["TimeoutStopSec"] == str(service.stop_timeout(cfg))
+    assert settings["TimeoutStopSec"] == str(templates.stop_timeout(cfg))
     assert int(settings["TimeoutStopSec"]) >= 100
     assert settings["Environment"] == "PYTHONUNBUFFERED=1"
     assert settings["WantedBy"] == "default.target"
@@ -233,7 +234,7 @@ def test_systemd_unit(tmp_path: Path) -> None:
 
 
 def test_systemd_quoting() -> None:
-    q = service.systemd_quote
+    q = templates.systemd_quote
     assert q("/usr/bin/python3") == "/usr/bin/python3"
     assert q("--root") == "--root"
     assert q("/a b") == '"/a b"'
@@ -247,9 +248,9 @@ def test_systemd_quoting() -> None:
 
 def test_systemd_unit_for_a_hostile_root(tmp_path: Path) -> None:
     root = tmp_path / HOSTILE
-    text = service.render_systemd(make_config(root), python=sys.executable)
+    text = systemd.render_systemd(make_config(root), python=sys.executable)
     settings = unit_settings(text)
-    expected_word = service.systemd_quote(str(root))
+    expected_word = templates.systemd_quote(str(root))
     assert settings["ExecStart"].endswith(f"--root {expected_word}")
     assert "%%" in expected_word and "$$HOME" in expected_word
     assert settings["WorkingDirectory"] == str(root).replace("%", "%%")
@@ -459,11 +460,29 @@ def test_launchd_print_does_not_import_torch_or_numpy(tmp_path: Path) -> None:
 
 
 def test_tcc_note_on_macos_only_for_protected_folders(home: Path) -> None:
-    note = service.tcc_note(home / "Documents" / "SharpML", macos=True)
+    note = launchd.tcc_note(home / "Documents" / "SharpML", macos=True)
     assert note is not None and "Full Disk Access" in note
-    assert service.tcc_note(Path("/Volumes/External/SharpML"), macos=True) is not None
-    assert service.tcc_note(home / "SharpML", macos=True) is None
-    assert service.tcc_note(home / "Documents" / "SharpML", macos=False) is None
+    assert launchd.tcc_note(Path("/Volumes/External/SharpML"), macos=True) is not None
+    assert launchd.tcc_note(home / "SharpML", macos=True) is None
+    assert launchd.tcc_note(home / "Documents" / "SharpML", macos=False) is None
+
+
+def test_the_installer_and_the_access_check_give_one_full_disk_access_advice(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    advice = full_disk_access_advice()
+    assert os.path.realpath(sys.executable) in advice and "Privacy & Security" in advice
+    note = launchd.tcc_note(home / "Desktop" / "SharpML", macos=True)
+    assert note is not None and advice in note
+    root = tmp_path / "root"
+    make_tree(root)
+
+    def refuse(path: Any) -> list[str]:
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(access.os, "listdir", refuse)
+    (problem,) = access.probe_access(root, macos=True)
+    assert advice in problem
 
 
 # --- the start-up access probe ----------------------------------------------------------------

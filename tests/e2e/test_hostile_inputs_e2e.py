@@ -32,7 +32,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sharpmld.intake.inspect import sniff
+from sharpmld.core.units import MB
+from sharpmld.intake.magic import sniff
 from sharpmld.queue.jobid import is_job_id
 from tests.intake import corpus
 from tests.support import harness
@@ -40,7 +41,6 @@ from tests.support.harness import Daemon, jobs
 
 pytestmark = pytest.mark.timeout(180)
 
-MB = 1024 * 1024
 MAX_FILE_MB = 1
 MAX_JOB_MB = 2
 LINUX = sys.platform.startswith("linux")

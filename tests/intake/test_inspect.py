@@ -13,20 +13,15 @@ from typing import Any
 import pytest
 
 from sharpmld.core.errors import JobTooLarge, TooManyEntries, TooManyImages
-from sharpmld.intake import inspect as insp
-from sharpmld.intake.inspect import (
-    BYTES_PER_MB,
-    Inventory,
-    inventory,
-    is_in_progress,
-    is_junk,
-    sniff,
-    tree_signature,
-)
+from sharpmld.core.units import MB
+from sharpmld.intake import inventory as insp
+from sharpmld.intake.inventory import Inventory, inventory
+from sharpmld.intake.magic import sniff
+from sharpmld.intake.names import is_in_progress, is_junk
+from sharpmld.intake.walk import tree_signature
 
 from . import corpus
 
-MB = BYTES_PER_MB
 LIMITS: dict[str, int] = {"max_file_bytes": 20 * MB, "max_job_bytes": 500 * MB, "max_images": 100}
 
 
@@ -304,7 +299,7 @@ def test_too_many_images(tmp_path: Path) -> None:
 
 def test_daemon_module_never_imports_a_decoder() -> None:
     code = (
-        "import sys, sharpmld.intake.inspect; "
+        "import sys, sharpmld.intake.inventory, sharpmld.intake.walk; "
         "bad = [m for m in ('PIL', 'pillow_heif', 'numpy') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -4,6 +4,7 @@ order, agrees with a brute-force per-pixel reference, and writes previews people
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,11 @@ from PIL import Image
 
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import linear_to_srgb, srgb_to_linear
-from sharpmld.worker.preview import splat_render as sr
 from sharpmld.worker.preview import write_previews
+from sharpmld.worker.preview.camera import Camera, input_camera
+from sharpmld.worker.preview.encode import encode_gif, encode_png
+from sharpmld.worker.preview.raster import SplatScene, render_scene
+from sharpmld.worker.preview.views import orbit_frames, preview, render
 
 U8 = npt.NDArray[np.uint8]
 Arr = npt.ArrayLike
@@ -66,7 +70,7 @@ def psnr(a: U8, b: U8) -> float:
 def test_one_gaussian_per_pixel_renders_back_the_image() -> None:
     img = natural_image()
     g, meta = one_per_pixel(img)
-    out = sr.render(g, sr.input_camera(meta, meta.width, meta.height), meta.width, meta.height)
+    out = render(g, input_camera(meta, meta.width, meta.height), meta.width, meta.height)
     assert out.shape == img.shape and out.dtype == np.uint8
     assert psnr(out, img) >= 30.0
 
@@ -74,7 +78,7 @@ def test_one_gaussian_per_pixel_renders_back_the_image() -> None:
 def test_preview_uses_the_input_camera_scaled() -> None:
     img = natural_image()
     g, meta = one_per_pixel(img)
-    small = sr.preview(g, meta, long_side=64)
+    small = preview(g, meta, long_side=64)
     assert small.shape == (48, 64, 3)
     reference = np.asarray(Image.fromarray(img).resize((64, 48), Image.Resampling.BOX))
     assert psnr(small, reference) >= 25.0
@@ -89,7 +93,7 @@ def test_the_nearer_gaussian_wins_whatever_the_input_order(reverse: bool) -> Non
     if reverse:
         means, scales, colors = means[::-1], scales[::-1], colors[::-1]
     g = _gaussians(means, scales, [(1, 0, 0, 0)] * 2, colors, [0.95, 0.95])
-    out = sr.render(g, sr.Camera(100, 100, 16.5, 16.5), 32, 32)  # centres on pixel (16, 16)
+    out = render(g, Camera(100, 100, 16.5, 16.5), 32, 32)  # centres on pixel (16, 16)
     r, gr, b = (int(c) for c in out[16, 16])
     assert r > 240 and b < 100, (r, gr, b)
     # Exactly: 0.95 red, then 5% of 0.95 blue behind it, in linear light.
@@ -100,8 +104,8 @@ def test_the_nearer_gaussian_wins_whatever_the_input_order(reverse: bool) -> Non
 def test_empty_and_culled_scenes_render_the_background() -> None:
     bg = (12, 200, 77)
     empty = _gaussians(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 3)), [])
-    cam = sr.Camera(50, 50, 20, 15)
-    assert (sr.render(empty, cam, 40, 30, bg) == np.array(bg, np.uint8)).all()
+    cam = Camera(50, 50, 20, 15)
+    assert (render(empty, cam, 40, 30, bg) == np.array(bg, np.uint8)).all()
     nan = float("nan")
     culled = _gaussians(
         [(0, 0, -2.0), (0, 0, 0.0), (100.0, 0, 2.0), (0, -50.0, 1.0), (0, 0, 3.0), (nan, 0, 2), (0, 0, 2)],
@@ -111,7 +115,7 @@ def test_empty_and_culled_scenes_render_the_background() -> None:
         # behind, at the camera, right of and above the view, transparent, NaN mean, NaN scale
         [1, 1, 1, 1, 0.001, 1, 1],
     )
-    assert (sr.render(culled, cam, 40, 30, bg) == np.array(bg, np.uint8)).all()
+    assert (render(culled, cam, 40, 30, bg) == np.array(bg, np.uint8)).all()
 
 
 def _random_scene(n: int, seed: int) -> Gaussians:
@@ -123,7 +127,7 @@ def _random_scene(n: int, seed: int) -> Gaussians:
     return _gaussians(means, scales, quats, rng.uniform(0, 1, (n, 3)), rng.uniform(0.4, 1.0, n))
 
 
-def _reference(g: Gaussians, cam: sr.Camera, width: int, height: int) -> U8:
+def _reference(g: Gaussians, cam: Camera, width: int, height: int) -> U8:
     """Per pixel, every Gaussian in depth order, in float64 with explicit 3×3 matrices."""
     w_rot, t = np.asarray(cam.rotation, np.float64), np.asarray(cam.translation, np.float64)
     v, u = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
@@ -156,8 +160,8 @@ def _reference(g: Gaussians, cam: sr.Camera, width: int, height: int) -> U8:
 
 def test_matches_a_brute_force_reference_from_a_turned_camera() -> None:
     g = _random_scene(150, seed=3)
-    cam = sr.Camera.look_at(60, 58, 24, 17, eye=(0.3, -0.2, 0.1), target=(0, 0, 2.5))
-    ours = sr.render(g, cam, 48, 36)
+    cam = Camera.look_at(60, 58, 24, 17, eye=(0.3, -0.2, 0.1), target=(0, 0, 2.5))
+    ours = render(g, cam, 48, 36)
     ref = _reference(g, cam, 48, 36)
     diff = np.abs(ours.astype(int) - ref.astype(int))
     assert diff.max() <= 2 and diff.mean() < 0.1, (diff.max(), diff.mean())
@@ -165,35 +169,32 @@ def test_matches_a_brute_force_reference_from_a_turned_camera() -> None:
 
 def test_chunked_compositing_matches_one_pass() -> None:
     g = _random_scene(400, seed=5)
-    scene = sr.SplatScene(g)
-    cam = sr.Camera(60, 60, 24, 18)
-    whole = sr.render_scene(scene, cam, 48, 36, max_fragments=1 << 24)
-    chunked = sr.render_scene(scene, cam, 48, 36, max_fragments=97)
+    scene = SplatScene(g)
+    cam = Camera(60, 60, 24, 18)
+    whole = render_scene(scene, cam, 48, 36, max_fragments=1 << 24)
+    chunked = render_scene(scene, cam, 48, 36, max_fragments=97)
     assert np.abs(whole.astype(int) - chunked.astype(int)).max() <= 1
 
 
 def test_orbit_frames_differ_and_make_a_looping_gif(tmp_path: Path) -> None:
     g, meta = one_per_pixel(natural_image(64, 48))
-    frames = sr.orbit_frames(g, meta, long_side=64, frames=8)
+    frames = orbit_frames(g, meta, long_side=64, frames=8)
     assert len(frames) == 8 and all(f.shape == (48, 64, 3) for f in frames)
-    assert (frames[0] == sr.preview(g, meta, long_side=64)).all()  # the sway starts at the input view
+    assert (frames[0] == preview(g, meta, long_side=64)).all()  # the sway starts at the input view
     for a, b in zip(frames, [*frames[1:], frames[0]], strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).sum() > 0
-    path = tmp_path / "orbit.gif"
-    sr.write_gif(frames, path, fps=10)
-    with Image.open(path) as gif:
+    with Image.open(io.BytesIO(encode_gif(frames, fps=10))) as gif:
         assert gif.format == "GIF"
         assert getattr(gif, "is_animated", False) and getattr(gif, "n_frames", 1) == 8
         assert gif.info.get("loop") == 0
         assert gif.info.get("duration") == 100
 
 
-def test_write_png_round_trips(tmp_path: Path) -> None:
+def test_png_round_trips() -> None:
     img = natural_image(40, 30)
-    sr.write_png(img, tmp_path / "a.png")
-    with Image.open(tmp_path / "a.png") as back:
+    with Image.open(io.BytesIO(encode_png(img))) as back:
+        assert back.format == "PNG"
         assert (np.asarray(back.convert("RGB")) == img).all()
-    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # no temp file left behind
 
 
 def test_write_previews_describes_what_it_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

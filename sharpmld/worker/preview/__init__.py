@@ -1,8 +1,9 @@
 """Previews of finished scenes: a still from the input camera, a short sway, an index page.
 
 Importing this package is cheap (no torch, numpy or Pillow): the daemon imports
-:mod:`sharpmld.daemon.index_page`, and the daemon never loads torch. The renderer lives in
-:mod:`sharpmld.worker.preview.splat_render` and is imported only when a preview is written.
+:mod:`sharpmld.daemon.index_page`, and the daemon never loads torch. The cameras (``camera``),
+the rasteriser (``raster``), the views (``views``) and the PNG/GIF writers (``encode``) are
+imported only when a preview is written.
 """
 
 from __future__ import annotations
@@ -31,16 +32,17 @@ def write_previews(
     Returns their result.json entries, ``{"preview": {path, bytes, sha256}, "orbit": {...}}``,
     with paths relative to ``job_dir`` like every other output.
     """
-    from sharpmld.worker.preview import splat_render
+    from sharpmld.worker.preview import views
+    from sharpmld.worker.preview.encode import encode_gif, encode_png
 
     folder = job_dir / PREVIEWS_DIR
     folder.mkdir(exist_ok=True)
-    still = splat_render.preview(g, meta, PREVIEW_LONG_SIDE)
-    files = {"preview": (folder / f"{stem}.png", splat_render.encode_png(still))}
+    still = views.preview(g, meta, PREVIEW_LONG_SIDE)
+    files = {"preview": (folder / f"{stem}.png", encode_png(still))}
     orbit_frames = ORBIT_FRAMES if orbit_frames is None else orbit_frames
     if orbit_frames > 0:
-        frames = splat_render.orbit_frames(g, meta, ORBIT_LONG_SIDE, orbit_frames)
-        files["orbit"] = (folder / f"{stem}.orbit.gif", splat_render.encode_gif(frames, ORBIT_FPS))
+        frames = views.orbit_frames(g, meta, ORBIT_LONG_SIDE, orbit_frames)
+        files["orbit"] = (folder / f"{stem}.orbit.gif", encode_gif(frames, ORBIT_FPS))
     out: dict[str, Any] = {}
     for name, (path, data) in files.items():
         fsio.write_bytes(path, data)

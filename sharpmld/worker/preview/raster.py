@@ -24,26 +24,20 @@ on opaque pixels, so hidden layers cost little once the layers in front have bee
 
 from __future__ import annotations
 
-import io
 import itertools
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
 from torch import Tensor
 
-from sharpmld.core import fsio
-from sharpmld.formats.gaussians import Gaussians, SceneMeta
+from sharpmld.formats.gaussians import Gaussians
 from sharpmld.formats.ply import linear_to_srgb, srgb_to_linear
 from sharpmld.worker.geometry import rotations_from_quaternions
+from sharpmld.worker.preview.camera import Camera
 
 U8 = npt.NDArray[np.uint8]
-F64 = npt.NDArray[np.float64]
 
 DILATION_PX2 = 0.3
 """Low-pass filter added to the diagonal of every projected covariance (pixels²)."""
@@ -56,49 +50,6 @@ FRUSTUM_SLACK = 1.3
 """The Jacobian is evaluated with x/z, y/z clamped to 1.3× the field of view (EWA is unstable
 for Gaussians far outside it, whose footprint the linearisation blows up)."""
 MAX_FRAGMENTS = 1 << 19
-
-
-@dataclass(frozen=True, eq=False)
-class Camera:
-    """A pinhole camera: intrinsics in pixels and the world-to-camera transform.
-
-    A world point X maps to camera space as ``rotation @ X + translation`` (OpenCV axes:
-    x right, y down, z forward), then to pixel ``(fx x / z + cx, fy y / z + cy)``, where pixel
-    (u, v) covers [u, u + 1) × [v, v + 1) and its centre is (u + 0.5, v + 0.5).
-    """
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    rotation: F64 = field(default_factory=lambda: np.eye(3))
-    translation: F64 = field(default_factory=lambda: np.zeros(3))
-
-    @staticmethod
-    def look_at(
-        fx: float, fy: float, cx: float, cy: float, eye: npt.ArrayLike, target: npt.ArrayLike
-    ) -> Camera:
-        """A camera at ``eye`` looking at ``target``, with image "down" kept along world +y."""
-        eye_v = np.asarray(eye, dtype=np.float64)
-        forward = np.asarray(target, dtype=np.float64) - eye_v
-        forward /= np.linalg.norm(forward)
-        right = np.cross(np.array([0.0, 1.0, 0.0]), forward)
-        right /= np.linalg.norm(right)
-        down = np.cross(forward, right)
-        rotation = np.stack([right, down, forward])
-        return Camera(fx, fy, cx, cy, rotation, -rotation @ eye_v)
-
-
-def preview_size(meta: SceneMeta, long_side: int) -> tuple[int, int]:
-    """(width, height) of a render whose longer side is ``long_side``, keeping the aspect."""
-    scale = long_side / max(meta.width, meta.height)
-    return max(1, round(meta.width * scale)), max(1, round(meta.height * scale))
-
-
-def input_camera(meta: SceneMeta, width: int, height: int) -> Camera:
-    """The camera the scene was seen from, with intrinsics scaled to a width×height render."""
-    sx, sy = width / meta.width, height / meta.height
-    return Camera(meta.f_px * sx, meta.f_px * sy, width / 2, height / 2)
 
 
 class SplatScene:
@@ -356,115 +307,3 @@ def render_scene(
     srgb = linear_to_srgb(np.clip(linear, 0.0, 1.0))
     out: U8 = np.clip(np.rint(srgb * 255.0), 0, 255).astype(np.uint8)
     return out
-
-
-def render(
-    g: Gaussians,
-    camera: Camera,
-    width: int,
-    height: int,
-    background: tuple[int, int, int] = (0, 0, 0),
-    *,
-    device: str | torch.device = "cpu",
-) -> U8:
-    """Render Gaussians through ``camera`` into an (height, width, 3) sRGB uint8 image.
-
-    Colours are composited front to back in linear RGB over ``background`` (8-bit sRGB) and
-    encoded with the same sRGB curve as the ``.ply`` writer.
-    """
-    return render_scene(SplatScene(g, device), camera, width, height, background)
-
-
-def preview(
-    g: Gaussians,
-    meta: SceneMeta,
-    long_side: int = 512,
-    background: tuple[int, int, int] = (0, 0, 0),
-    *,
-    device: str | torch.device = "cpu",
-) -> U8:
-    """The scene from its input camera, ``long_side`` pixels on the longer side."""
-    width, height = preview_size(meta, long_side)
-    return render(g, input_camera(meta, width, height), width, height, background, device=device)
-
-
-def orbit_cameras(
-    meta: SceneMeta, width: int, height: int, depth: float, frames: int, amplitude: float
-) -> list[Camera]:
-    """A sway through the input viewpoint, every camera aimed at the median depth.
-
-    The camera centre runs once around an ellipse parallel to the image plane that starts at
-    the input camera: ±``amplitude`` × ``depth`` sideways and up to half that upwards, so the
-    first frame is the input view and no two frames repeat.
-    """
-    base = input_camera(meta, width, height)
-    target = (0.0, 0.0, depth)
-    cams = []
-    for k in range(frames):
-        phi = 2 * math.pi * k / frames
-        eye = (amplitude * depth * math.sin(phi), 0.25 * amplitude * depth * (math.cos(phi) - 1), 0.0)
-        cams.append(Camera.look_at(base.fx, base.fy, base.cx, base.cy, eye, target))
-    return cams
-
-
-def orbit_frames(
-    g: Gaussians,
-    meta: SceneMeta,
-    long_side: int = 384,
-    frames: int = 24,
-    amplitude: float = 0.04,
-    background: tuple[int, int, int] = (0, 0, 0),
-    *,
-    device: str | torch.device = "cpu",
-) -> list[U8]:
-    """``frames`` renders of a small camera sway around the input view (see `orbit_cameras`)."""
-    scene = SplatScene(g, device)
-    width, height = preview_size(meta, long_side)
-    cams = orbit_cameras(meta, width, height, scene.median_depth(), frames, amplitude)
-    return [render_scene(scene, cam, width, height, background) for cam in cams]
-
-
-def encode_png(img: U8) -> bytes:
-    """An (H, W, 3) uint8 image as PNG bytes."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img), "RGB").save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
-
-
-def encode_gif(frames: Sequence[U8], fps: float = 12.0) -> bytes:
-    """Frames as an animated GIF looping forever, all quantised to one shared palette.
-
-    The palette comes from a strip of up to eight frames, so colours do not flicker from frame
-    to frame the way per-frame palettes make them. No dithering: error diffusion "crawls" as
-    the camera moves and doubles the file size (1.2 MB → 0.54 MB for 24 frames at 384 px).
-    """
-    if not frames:
-        raise ValueError("a GIF needs at least one frame")
-    step = max(1, len(frames) // 8)
-    strip = Image.fromarray(np.concatenate([np.ascontiguousarray(f) for f in frames[::step]], 0), "RGB")
-    palette = strip.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-    images = [
-        Image.fromarray(np.ascontiguousarray(f), "RGB").quantize(palette=palette, dither=Image.Dither.NONE)
-        for f in frames
-    ]
-    buf = io.BytesIO()
-    images[0].save(
-        buf,
-        format="GIF",
-        save_all=True,
-        append_images=images[1:],
-        duration=max(20, round(1000 / fps)),
-        loop=0,
-        optimize=False,
-    )
-    return buf.getvalue()
-
-
-def write_png(img: U8, path: Path) -> None:
-    """Write an (H, W, 3) uint8 image as a PNG, atomically."""
-    fsio.write_bytes(path, encode_png(img))
-
-
-def write_gif(frames: Sequence[U8], path: Path, fps: float = 12.0) -> None:
-    """Write frames as an animated GIF that loops forever, atomically."""
-    fsio.write_bytes(path, encode_gif(frames, fps))

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sharpmld.cli.codes import RET_NO_DAEMON
 from sharpmld.core.config import load
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import Layout
@@ -23,7 +24,7 @@ def test_a_fabricated_finished_job_is_a_job_to_the_product(root: Path) -> None:
     assert (record.job_id, record.original_name) == (job.name, "kitchen")
     assert (job / "input" / "a.jpg").read_bytes() == b"x"
     status = harness.cli(root, "status", "--root", str(root), "--json")
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == RET_NO_DAEMON, status.stderr  # it reads the tree without a daemon
     assert json.loads(status.stdout)["counts"] == {"inbox": 0, "working": 0, "done": 1, "failed": 0}
 
 

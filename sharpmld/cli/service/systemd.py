@@ -1,0 +1,64 @@
+"""Running at login on Linux: the systemd user unit, and the steps that install it.
+
+sharpmld does not drive systemctl itself: ``sharpmld launchd print --systemd`` renders the unit
+and the person installs it with the three commands this module spells out (also what the
+launchd actions say on a system without launchctl).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from sharpmld.cli.service.templates import (
+    SYSTEMD_TEMPLATE,
+    fill,
+    program_arguments,
+    reject_control,
+    stop_timeout,
+    systemd_quote,
+    template,
+)
+from sharpmld.core.config import Config
+
+SYSTEMD_UNIT = "sharpmld.service"
+SYSTEMD_DIR = "~/.config/systemd/user"
+
+
+def render_systemd(config: Config, python: str = sys.executable) -> str:
+    """The systemd user unit: ExecStart runs ``python -m sharpmld run --root ROOT ...``."""
+    args = program_arguments(config, python)
+    root = reject_control(str(config.root.absolute()))
+    values = {
+        "EXEC_START": " ".join(systemd_quote(a) for a in args),
+        "WORKING_DIRECTORY": root.replace("%", "%%"),  # a path setting: specifiers, no quotes
+        "STOP_TIMEOUT": str(stop_timeout(config)),
+    }
+    return fill(template(SYSTEMD_TEMPLATE), values)
+
+
+def instead_of_launchd(action: str, config: Config | None = None) -> str:
+    """What to do instead on a system without launchctl (Linux): the systemd user unit."""
+    head = "sharpmld: launchd is macOS-only (there is no `launchctl` on this system).\n"
+    if action == "install":
+        where = Path(SYSTEMD_DIR) / SYSTEMD_UNIT
+        flags = ""
+        if config is not None:
+            flags = f" --root {shlex.quote(str(config.root.absolute()))}"
+            if config.path is not None:
+                flags += f" --config {shlex.quote(str(config.path.absolute()))}"
+        return head + (
+            "On Linux, run sharpmld as a systemd user service instead:\n"
+            f"  mkdir -p {SYSTEMD_DIR}\n"
+            f"  sharpmld launchd print --systemd{flags} > {where}\n"
+            "  systemctl --user daemon-reload && systemctl --user enable --now sharpmld\n"
+            '(and `loginctl enable-linger "$USER"` to keep it running while you are logged out)\n'
+        )
+    instead = {
+        "uninstall": "systemctl --user disable --now sharpmld && "
+        f"rm {SYSTEMD_DIR}/{SYSTEMD_UNIT} && systemctl --user daemon-reload",
+        "status": "systemctl --user status sharpmld  (logs: journalctl --user -u sharpmld)",
+        "restart": "systemctl --user restart sharpmld",
+    }[action]
+    return head + f"With the systemd user service on Linux: {instead}\n"
