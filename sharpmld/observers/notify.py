@@ -102,7 +102,7 @@ class Notifier(Observer):
             self._thread.start()
         self._queue.put(item)
 
-    def on_stopped(self) -> None:
+    def stop(self) -> None:
         """Let queued notifications finish (bounded), then stop the thread."""
         if self._thread is not None:
             self._queue.put(None)
