@@ -3,6 +3,8 @@
 The runner turns a claimed folder into a ``JobRequest`` (metadata-level validation only; the
 worker decodes), follows the worker's events, keeps ``progress.json`` current for
 ``sharpmld status``, and ends the job with exactly one rename to ``done/`` or ``failed/``.
+Which tries count against the job is decided in ``attempts``; what the job leaves behind
+(progress.json, result.json, the reuse index) is written by ``results``.
 """
 
 from __future__ import annotations
@@ -12,27 +14,19 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sharpmld.core import fsio, log
+from sharpmld.core import log
 from sharpmld.core.config import Config
 from sharpmld.core.errors import (
     WORKER_ERRORS,
-    DaemonKeptDying,
     DiskFull,
-    EngineCrash,
     JobFailed,
     NoValidImages,
-    OutOfMemory,
     SharpmldError,
-    Timeout,
-    TooManyAttempts,
-    format_advice,
 )
-from sharpmld.core.faults import crashpoint
 from sharpmld.core.units import MB
-from sharpmld.daemon import index_page, report
+from sharpmld.daemon import attempts, report, results
 from sharpmld.intake.inventory import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
 from sharpmld.protocol import (
@@ -48,8 +42,8 @@ from sharpmld.protocol import (
 )
 from sharpmld.queue import cache_index as cache
 from sharpmld.queue import recovery, transitions
-from sharpmld.queue.layout import JOB_LOG, PROGRESS_FILE, Layout
-from sharpmld.queue.record import Job, utcnow
+from sharpmld.queue.layout import JOB_LOG, Layout
+from sharpmld.queue.record import Job
 
 _UNSAFE_STEM = re.compile(r"[^\w.-]+")
 
@@ -58,10 +52,6 @@ OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
 OUTCOME_RELEASED = "released"  # could not be closed; left in working/ for recovery
-# What ended a try, as recorded in its history entry. A try is charged to the job (counted in
-# ``attempts``) only when it ended with evidence about the job; daemon deaths are counted
-# apart (``daemon_restarts``, by recovery) and handing a job back charges nothing.
-WORKER_LOST_OUTCOMES = {"crash": "worker_crash", "timeout": "timeout", "memory": "out_of_memory"}
 
 
 def output_stem(rel: str, taken: set[str]) -> str:
@@ -170,35 +160,15 @@ class JobRun:
         return self.request
 
     def refuse_if_exhausted(self) -> bool:
-        """Fail the job when it has used its tries; True when it did (checked before a try).
-
-        Daemon deaths have their own, higher limit: a job is not to blame for them, but one
-        that brings the daemon down every time must not be retried forever.
-        """
-        record = self.job.record
-        restarts = int(self.config.get("queue", "max_daemon_restarts"))
-        if record.daemon_restarts >= restarts:
-            message = format_advice(DaemonKeptDying, restarts=record.daemon_restarts)
-            self.fail(DaemonKeptDying(message, restarts=record.daemon_restarts, history=record.history))
-            return True
-        if record.attempts >= int(self.config.get("queue", "max_attempts")):
-            self.fail(TooManyAttempts(history=record.history))
-            return True
-        return False
+        """Fail the job when it has used its tries; True when it did (checked before a try)."""
+        error = attempts.exhausted(self.job, self.config)
+        if error is not None:
+            self.fail(error)
+        return error is not None
 
     def begin_attempt(self) -> None:
         """Record a try the moment the job is handed to the model; it is charged when it ends."""
-        record = self.job.record
-        record.history.append(
-            {
-                "attempt": len(record.history) + 1,
-                "host": record.host,
-                "started_at": utcnow(),
-                "outcome": recovery.OUTCOME_RUNNING,
-            }
-        )
-        self.job.save()
-        crashpoint("dispatched")
+        attempts.begin(self.job)
 
     # -- following the worker ---------------------------------------------------------------
 
@@ -225,18 +195,9 @@ class JobRun:
         return False
 
     def _write_progress(self, current: Any = None) -> None:
-        total = len(self.request.images) if self.request else 0
-        fsio.write_json(
-            self.job.path / PROGRESS_FILE,
-            {
-                "job_id": self.job.job_id,
-                "original_name": self.job.record.original_name,
-                "images_total": total,
-                "images_done": len(self.images) + len(self.rejected_by_worker()),
-                "current": current,
-                "attempt": len(self.job.record.history),
-                "started_at": self.started,
-            },
+        done = len(self.images) + len(self.rejected_by_worker())
+        results.write_progress(
+            self.job, self.request, images_done=done, started=self.started, current=current
         )
 
     def rejected_by_worker(self) -> list[dict[str, Any]]:
@@ -247,14 +208,10 @@ class JobRun:
     def worker_lost(self, reason: str, detail: str) -> str:
         """The worker died or was killed mid-job: retry, or fail with the matching code."""
         self.log.warning("worker lost during job", reason=reason, detail=detail)
-        self._close_attempt(WORKER_LOST_OUTCOMES.get(reason, "worker_crash"))
-        if reason == "timeout":
-            self.fail(Timeout(details_text(Timeout.advice, detail), reason=detail))
-        elif reason == "memory":
-            self.fail(OutOfMemory(details_text(OutOfMemory.advice, detail), reason=detail))
-        elif (attempts := self.job.record.attempts) >= int(self.config.get("queue", "max_attempts")):
-            said = f"The engine failed on all {attempts} attempts at this job"
-            self.fail(EngineCrash(f"{said} (last: {detail}).", reason=detail))
+        attempts.close(self.job, attempts.WORKER_LOST_OUTCOMES.get(reason, "worker_crash"))
+        error = attempts.lost_verdict(self.job, self.config, reason, detail)
+        if error is not None:
+            self.fail(error)
         else:
             self.outcome = OUTCOME_RETRY
             recovery.clean_outputs(self.job.path)
@@ -309,74 +266,27 @@ class JobRun:
         return self.outcome
 
     def _finish(self, state: str) -> None:
-        result = self.result(state)
-        report.write_result(self.job.path, result)
+        results.publish(self.job.path, self.result(state), index=state == OUTCOME_DONE, log=self.log)
         if state == OUTCOME_DONE:
-            try:
-                index_page.write_index(self.job.path, result)
-            except OSError as exc:
-                self.log.warning("index.html not written", reason=str(exc))
-        if state == OUTCOME_DONE:
-            self._remember_outputs()
+            results.remember_outputs(self.layout, self.job, self.request, self.images, self.log)
         self.log.info("job finished", state=state, images=len(self.images), rejected=len(self.rejected))
         self.job = transitions.finish(self.layout, self.job, state)
         log.detach_job_log(self.job.job_id)
         self.outcome = state
 
-    def _remember_outputs(self) -> None:
-        """Index this job's outputs for reuse, at the place they will have in done/."""
-        if self.request is None or not self.request.cache_dir:
-            return
-        final = self.layout.done / self.job.job_id
-        stems = {t.rel: t.stem for t in self.request.images}
-        for image in self.images:
-            key = image.get("cache_key")
-            if not key or image["source"] not in stems:
-                continue
-            outputs = {
-                name: {**item, "rel": item["path"], "path": str(final / item["path"])}
-                for name, item in image.get("outputs", {}).items()
-                if "path" in item  # e.g. a preview that failed has none
-            }
-            entry = {k: v for k, v in image.items() if k not in ("outputs", "timings", "source")}
-            entry.update(job_id=self.job.job_id, stem=stems[image["source"]], outputs=outputs)
-            try:
-                cache.store(Path(self.request.cache_dir), key, entry)
-            except OSError as exc:
-                self.log.warning("could not index outputs for reuse", error=str(exc))
-
     def _close_attempt(self, outcome: str, *, charged: bool = True) -> None:
-        """End the try in flight with what really ended it, charging it to the job if due."""
-        record = self.job.record
-        if record.history and record.history[-1].get("outcome") == recovery.OUTCOME_RUNNING:
-            record.history[-1].update(outcome=outcome, ended_at=utcnow())
-            if charged:
-                record.attempts += 1
-            self.job.save()
+        attempts.close(self.job, outcome, charged=charged)
 
     def result(self, state: str) -> dict[str, Any]:
         """The content of result.json."""
-        record = self.job.record
-        return {
-            "job_id": record.job_id,
-            "original_name": record.original_name,
-            "status": state,
-            "host": record.host,
-            "attempts": record.attempts,
-            "daemon_restarts": record.daemon_restarts,
-            "claimed_at": record.claimed_at,
-            "finished_at": utcnow(),
-            "duration_seconds": round(time.time() - self.started, 3),
-            "engine": self.engine,
-            "settings": {"formats": self.formats, "f_px_override": self.spec.f_px},
-            "images": self.images,
-            "rejected": self.rejected,
-            "ignored": self.ignored,
-            "error": self.error.to_dict() if self.error else None,
-            "history": record.history,
-        }
-
-
-def details_text(advice: str, detail: str) -> str:
-    """A job-level message: the plain advice followed by what exactly happened."""
-    return f"{advice} ({detail[0].upper() + detail[1:]}.)" if detail else advice
+        return results.result(
+            self.job,
+            state,
+            started=self.started,
+            engine=self.engine,
+            settings={"formats": self.formats, "f_px_override": self.spec.f_px},
+            images=self.images,
+            rejected=self.rejected,
+            ignored=self.ignored,
+            error=self.error,
+        )

@@ -140,7 +140,7 @@ class Daemon:
             burst=self.burst,
             metrics=metrics_url,
         )
-        self.events.on_started(self.facts(now))
+        self.events.start(self.facts(now))
         write_status(self)
 
     def stop(self) -> None:
@@ -156,7 +156,7 @@ class Daemon:
         self.supervisor.stop(grace=5.0)
         self.watching.stop()
         self.housekeeping.stop()
-        self.events.on_stopped()
+        self.events.stop()
         remove_status(self.layout.state_dir)
         self.log.info("daemon stopped")
 
@@ -204,7 +204,7 @@ class Daemon:
         if facts.paused_reason != self.paused:  # `sharpmld status --check` reads it
             self.paused = facts.paused_reason
             write_status(self)
-        self.events.on_tick(facts, now)
+        self.events.step(facts, now)
         if self.stopping.requested:
             in_flight = self.current is not None
             if self.stopping.finished(now, in_flight=in_flight, between_attempts=self.redispatch):

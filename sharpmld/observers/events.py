@@ -47,10 +47,21 @@ class JobRun(Protocol):
 
 
 class Observer:
-    """Base class: every hook does nothing. Override the ones you need."""
+    """Base class: every hook does nothing. Override the ones you need.
 
-    def on_started(self, facts: DaemonFacts) -> None:
+    An observer has the lifecycle of every long-running part (``start``, ``step``, ``stop``)
+    plus the job-event hooks. All of them run on the daemon's loop, so none may block: work
+    that waits (a webhook, a command) goes to a thread of the observer's own.
+    """
+
+    def start(self, facts: DaemonFacts) -> None:
         """The daemon is initialised."""
+
+    def step(self, facts: DaemonFacts, now: float) -> None:
+        """Once per loop iteration, for gauges that follow the daemon's state; never blocks."""
+
+    def stop(self) -> None:
+        """The daemon is shutting down: finish (within a bound) or abandon what is pending."""
 
     def on_scan(self, *, duration: float, waiting: int, settling: int, oldest_age: float) -> None:
         """The inbox was scanned."""
@@ -70,12 +81,6 @@ class Observer:
     def on_worker(self, event: WorkerEvent) -> None:
         """The worker became ready or unavailable, was lost, or was recycled."""
 
-    def on_tick(self, facts: DaemonFacts, now: float) -> None:
-        """Once per loop iteration, for gauges that follow the daemon's state."""
-
-    def on_stopped(self) -> None:
-        """The daemon is shutting down."""
-
 
 class Observers:
     """Fans every hook out to a list of observers, isolating their failures."""
@@ -93,8 +98,14 @@ class Observers:
                     "observer failed", observer=type(observer).__name__, hook=name, error=repr(exc)
                 )
 
-    def on_started(self, facts: DaemonFacts) -> None:
-        self._call("on_started", facts)
+    def start(self, facts: DaemonFacts) -> None:
+        self._call("start", facts)
+
+    def step(self, facts: DaemonFacts, now: float) -> None:
+        self._call("step", facts, now)
+
+    def stop(self) -> None:
+        self._call("stop")
 
     def on_scan(self, **kwargs: Any) -> None:
         self._call("on_scan", **kwargs)
@@ -113,9 +124,3 @@ class Observers:
 
     def on_worker(self, event: WorkerEvent) -> None:
         self._call("on_worker", event)
-
-    def on_tick(self, facts: DaemonFacts, now: float) -> None:
-        self._call("on_tick", facts, now)
-
-    def on_stopped(self) -> None:
-        self._call("on_stopped")

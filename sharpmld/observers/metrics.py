@@ -165,7 +165,7 @@ class Metrics(Observer):
         threading.Thread(target=self._disk_loop, name="metrics-disk", daemon=True).start()
         return self.port
 
-    def on_stopped(self) -> None:
+    def stop(self) -> None:
         self._stop.set()
         if self._server is not None:
             self._server.shutdown()
@@ -252,7 +252,7 @@ class Metrics(Observer):
             if isinstance(event, WorkerLost):
                 self.worker_restarts.labels(reason=event.reason).inc()
 
-    def on_tick(self, facts: DaemonFacts, now: float) -> None:
+    def step(self, facts: DaemonFacts, now: float) -> None:
         for r in PAUSE_REASONS:
             self.paused.labels(reason=r).set(1 if r == facts.paused_reason else 0)
         self.worker_rss.set(facts.worker_memory_bytes)

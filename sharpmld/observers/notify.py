@@ -3,19 +3,21 @@
 An observer that queues work for one background thread, so a slow hook never holds up the
 daemon's loop, and a failing hook never fails the job: its outcome goes to the job's log.
 Commands are argument lists (no shell); the job is described in environment variables.
+Stopping waits for queued notifications only ``STOP_BUDGET_SECONDS``: hook timeouts can add
+up to minutes, more than a service manager gives the daemon after its shutdown grace.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,10 @@ from sharpmld.queue.layout import JOB_LOG
 
 # subprocess.run, or a stand-in: tests check the desktop notification's command on any platform.
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+# How long stop() lets queued notifications finish. The service files give the daemon its
+# shutdown grace plus 30 s after SIGTERM; the worker's stop takes part of that margin.
+STOP_BUDGET_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,11 @@ class Notifier(Observer):
         self.desktop = bool(config.get("notify", "desktop")) and (platform or sys.platform) == "darwin"
         self._runner = runner
         self.log = log
-        self._queue: queue.Queue[Outcome | None] = queue.Queue()
+        self.stop_budget = STOP_BUDGET_SECONDS
+        self._wake = threading.Condition()  # guards the three fields below
+        self._pending: deque[Outcome] = deque()
+        self._current: Outcome | None = None  # being delivered by the thread
+        self._closing = False
         self._thread: threading.Thread | None = None
 
     @property
@@ -100,17 +110,43 @@ class Notifier(Observer):
         if self._thread is None:
             self._thread = threading.Thread(target=self._drain, name="notify", daemon=True)
             self._thread.start()
-        self._queue.put(item)
+        with self._wake:
+            self._pending.append(item)
+            self._wake.notify()
 
-    def on_stopped(self) -> None:
-        """Let queued notifications finish (bounded), then stop the thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=self.timeout + self.webhook_timeout * self.webhook_attempts)
+    def stop(self) -> None:
+        """Let queued notifications finish within ``stop_budget``; log what is abandoned."""
+        if self._thread is None:
+            return
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._thread.join(timeout=self.stop_budget)
+        with self._wake:
+            if not self._thread.is_alive():
+                return
+            pending = [item.job_id for item in self._pending]
+            self._pending.clear()  # the thread ends after the one in flight
+            current = self._current.job_id if self._current else None
+        if current is None and not pending:  # the thread was on its way out
+            return
+        self.log.warning(
+            "notifications abandoned", in_flight=current, pending=pending, budget_seconds=self.stop_budget
+        )
 
     def _drain(self) -> None:
-        while (item := self._queue.get()) is not None:
-            self.deliver(item)
+        while True:
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if not self._pending:
+                    return
+                item = self._current = self._pending.popleft()
+            try:
+                self.deliver(item)
+            finally:
+                with self._wake:
+                    self._current = None
 
     def deliver(self, item: Outcome) -> None:
         """Run every hook for one finished job; record each result in its job.log."""

@@ -33,7 +33,7 @@ class JobRecord:
     source: str  # "folder" or "file"
     claimed_at: str = field(default_factory=utcnow)
     host: str = field(default_factory=socket.gethostname)
-    attempts: int = 0  # tries that ended with evidence about the job (see daemon.jobrun)
+    attempts: int = 0  # tries that ended with evidence about the job (see daemon.attempts)
     daemon_restarts: int = 0  # tries cut short because the daemon itself died
     priority: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)

@@ -11,7 +11,6 @@ in flight failed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -22,24 +21,22 @@ from pathlib import Path
 
 from sharpmld.core.config import Config
 from sharpmld.core.errors import ProtocolError
-from sharpmld.core.units import MB
 from sharpmld.protocol import (
     ImageDone,
     ImageFailed,
     ImageStarted,
     JobDone,
     JobRequest,
-    LineReader,
     Stop,
     SupervisorEvent,
     WorkerLost,
     WorkerReady,
     WorkerRecycled,
     WorkerUnavailable,
-    decode,
     encode,
 )
-from sharpmld.supervisor import procs, spawn
+from sharpmld.supervisor import pipe, procs, spawn
+from sharpmld.supervisor.memory import MemorySampler
 from sharpmld.supervisor.procs import Child
 from sharpmld.supervisor.stopping import (
     KILL_GRACE,
@@ -63,7 +60,6 @@ BACKOFF = "backoff"
 MAX_BACKOFF = 60.0
 START_FAILURES_BEFORE_UNAVAILABLE = 5
 STOP_POLL = 0.02
-MAX_READS = 64  # chunks of 64 KiB read from the events pipe per step
 __all__ = ["KILL_GRACE", "REAP_SECONDS", "RECYCLE_GRACE", "Supervisor", "WorkerInfo"]
 
 
@@ -98,13 +94,13 @@ class Supervisor:
         self.unavailable_reason = ""
         self._spawn = spawn_worker
         self._signal = signal_group
-        self._rss_of = rss
+        self._memory = MemorySampler(rss, clock)
         self._clock = clock
         self._sleep = sleep
         self._out: list[SupervisorEvent] = []
         self._child: Child | None = None
         self._events_fd: int | None = None
-        self._reader = LineReader()
+        self._parser = pipe.EventParser()
         self._stopping: Stopping | None = None
         self._next_start = 0.0
         self._started_at = 0.0
@@ -113,8 +109,6 @@ class Supervisor:
         self._start_failures = 0
         self._crashes = 0
         self._images_served = 0
-        self._rss = 0
-        self._rss_at = -1e18
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -145,7 +139,7 @@ class Supervisor:
         os.set_blocking(read_fd, False)
         self._child = child
         self._events_fd = read_fd
-        self._reader = LineReader()
+        self._parser = pipe.EventParser()
         self.state = STARTING
         self._started_at = now
 
@@ -188,15 +182,14 @@ class Supervisor:
     def read_events(self, now: float) -> list[SupervisorEvent]:
         """Drain the events pipe; EOF means the worker is gone, reported once it is reaped.
 
-        At most ``MAX_READS`` chunks per call, so a worker that floods the pipe cannot hold
+        At most ``pipe.MAX_READS`` chunks per call, so a worker that floods the pipe cannot hold
         the daemon's loop; the rest is read on the next step.
         """
-        for _ in range(MAX_READS):
+        for _ in range(pipe.MAX_READS):
             if self._events_fd is None:
                 break
-            try:
-                chunk = os.read(self._events_fd, 1 << 16)
-            except BlockingIOError:
+            chunk = pipe.read_chunk(self._events_fd)
+            if chunk is None:
                 break
             if not chunk:
                 self._on_eof(now)
@@ -204,21 +197,16 @@ class Supervisor:
             if self.state == STOPPING:
                 continue  # a worker being stopped has nothing more to say that counts
             try:
-                lines = self._reader.feed(chunk)
-            except ProtocolError:
-                self._lose(now, "crash", "the worker sent an oversized message")
+                events, garbled = self._parser.feed(chunk)
+            except ProtocolError as exc:
+                self._lose(now, "crash", exc.message)
                 break
-            for line in lines:
-                try:
-                    message = decode(line)
-                    if isinstance(message, JobRequest | Stop):
-                        raise ProtocolError("the worker sent a command, not an event")
-                except ProtocolError as exc:  # a worker that garbles its events cannot be trusted
-                    self._lose(now, "crash", f"the worker sent a malformed event: {exc.message}")
-                    break
+            for message in events:
                 self._on_event(message, now)
                 if self.state == STOPPING:
                     break
+            if garbled and self.state != STOPPING:  # a worker that garbles its events cannot be trusted
+                self._lose(now, "crash", garbled)
         return self._drain()
 
     def check(self, now: float) -> list[SupervisorEvent]:
@@ -237,17 +225,13 @@ class Supervisor:
                 self._lose(now, "timeout", f"an image took over {image_limit:g} s")
             elif now - self._job_started > job_limit:
                 self._lose(now, "timeout", f"the job took over {job_limit:g} s")
-            elif over := self._memory_over():
+            elif over := self._memory.over(self.pid, float(self.config.get("worker", "max_memory_mb"))):
                 self._lose(now, "memory", over)
         return self._drain()
 
     def memory_bytes(self, max_age: float = 1.0) -> int:
         """Resident bytes of the worker's process tree, sampled at most once per ``max_age``."""
-        now = self._clock()
-        if now - self._rss_at > max_age:
-            self._rss = self._rss_of(self._child.pid) if self._child is not None else 0
-            self._rss_at = now
-        return self._rss
+        return self._memory.bytes(self.pid, max_age)
 
     # -- what the worker says ----------------------------------------------------------------
 
@@ -356,20 +340,9 @@ class Supervisor:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _memory_over(self) -> str:
-        limit_mb = float(self.config.get("worker", "max_memory_mb"))
-        if not limit_mb or self._child is None:
-            return ""
-        used = self.memory_bytes(max_age=0.5)
-        if used > limit_mb * MB:
-            return f"the worker used {used / MB:.0f} MB, over the {limit_mb:g} MB limit"
-        return ""
-
     def _close_events(self) -> None:
-        if self._events_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._events_fd)
-            self._events_fd = None
+        pipe.close(self._events_fd)
+        self._events_fd = None
 
     def _drain(self) -> list[SupervisorEvent]:
         out, self._out = self._out, []

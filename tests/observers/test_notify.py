@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sharpmld.core.config import Config, validate
@@ -108,3 +111,69 @@ def test_the_notifier_stays_silent_elsewhere_or_when_off(tmp_path: Path) -> None
         notifier.deliver(outcome(tmp_path))
     assert runner.calls == []
     assert not (tmp_path / JOB_LOG).exists()
+
+
+class HangingRunner(Runner):
+    """An osascript that hangs until released: a hook still running when the daemon stops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        self.entered.set()
+        self.release.wait(timeout=60)
+        return super().__call__(argv, **kwargs)
+
+
+def finished_run(tmp_path: Path, job_id: str) -> Any:
+    """What the notifier reads of a finished job's run."""
+    (tmp_path / job_id).mkdir()
+    job = SimpleNamespace(job_id=job_id, path=tmp_path / job_id, record=SimpleNamespace(original_name=job_id))
+    return SimpleNamespace(job=job, images=[{}], rejected=[], error=None)
+
+
+def wait_until(condition: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def desktop_notifier(tmp_path: Path, log: Log, runner: Runner) -> Notifier:
+    # Hook timeouts summing to 4 s: the stop budget below must win over them.
+    cfg = config(
+        tmp_path, desktop=True, command_timeout_seconds=2, webhook_timeout_seconds=2, webhook_attempts=1
+    )
+    return Notifier(cfg, log, platform="darwin", runner=runner)
+
+
+def test_stop_delivers_what_is_queued_when_the_hooks_are_quick(tmp_path: Path) -> None:
+    runner, log = Runner(), Log()
+    notifier = desktop_notifier(tmp_path, log, runner)
+    notifier.on_finished(finished_run(tmp_path, "J1"), "done")
+    notifier.on_finished(finished_run(tmp_path, "J2"), "failed")
+    notifier.stop()
+    assert len(runner.calls) == 2
+    assert [e for _, e, _ in log.lines] == ["hook desktop notification"] * 2
+
+
+def test_stop_gives_up_after_its_budget_and_says_which_notifications_it_abandoned(tmp_path: Path) -> None:
+    runner, log = HangingRunner(), Log()
+    notifier = desktop_notifier(tmp_path, log, runner)
+    notifier.stop_budget = 0.2
+    notifier.on_finished(finished_run(tmp_path, "J1"), "done")
+    notifier.on_finished(finished_run(tmp_path, "J2"), "failed")
+    assert runner.entered.wait(timeout=10)  # J1's notification is running and hangs
+    begun = time.monotonic()
+    notifier.stop()
+    took = time.monotonic() - begun
+    runner.release.set()
+    assert took < 1.5, f"stop() waited {took:.1f} s, not its 0.2 s budget"
+    abandoned = [(level, f) for level, e, f in log.lines if e == "notifications abandoned"]
+    assert abandoned == [("warning", {"in_flight": "J1", "pending": ["J2"], "budget_seconds": 0.2})]
+    thread = notifier._thread
+    assert thread is not None and wait_until(lambda: not thread.is_alive())
+    assert len(runner.calls) == 1  # J1 ran to its end; J2 was not started after the stop

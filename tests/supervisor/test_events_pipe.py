@@ -40,3 +40,23 @@ def test_a_malformed_event_loses_the_worker_and_says_why(busy: tuple[sv.Supervis
     (event,) = supervisor.read_events(now=1.0)
     assert isinstance(event, WorkerLost) and event.busy and event.reason == "crash"
     assert "missing field 'job_id'" in event.detail
+
+
+def test_events_before_a_malformed_line_still_count(busy: tuple[sv.Supervisor, int]) -> None:
+    supervisor, pipe = busy
+    os.write(pipe, encode(ImageStarted("j", "a.jpg", 0)) + b"not json\n" + encode(JobDone("j")))
+    started, lost = supervisor.read_events(now=1.0)
+    assert started == ImageStarted("j", "a.jpg", 0)
+    assert isinstance(lost, WorkerLost) and lost.busy and "malformed event" in lost.detail
+
+
+def test_an_oversized_line_loses_the_worker(busy: tuple[sv.Supervisor, int]) -> None:
+    supervisor, pipe = busy
+    events: list[object] = []
+    for _ in range(20):  # 20 x 64 KiB without a newline: past the 1 MiB a line may have
+        os.write(pipe, b"x" * (1 << 16))
+        events += supervisor.read_events(now=1.0)
+        if events:  # the supervisor closed its end
+            break
+    assert len(events) == 1 and isinstance(events[0], WorkerLost)
+    assert events[0].detail == "the worker sent an oversized message"
