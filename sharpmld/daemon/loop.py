@@ -19,7 +19,7 @@ from sharpmld.core.config import Config
 from sharpmld.daemon import access, claiming, mishaps, routing
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, JobRun
-from sharpmld.daemon.status import engine_info, remove_status, write_status
+from sharpmld.daemon.status import engine_info, remove_status, sweep_dead_status, write_status
 from sharpmld.daemon.stopping import StopPolicy
 from sharpmld.daemon.waiting import Waiter
 from sharpmld.daemon.watching import WatcherKeeper
@@ -141,6 +141,7 @@ class Daemon:
             metrics=metrics_url,
         )
         self.events.start(self.facts(now))
+        sweep_dead_status(self.layout.state_dir)
         write_status(self)
 
     def stop(self) -> None:

@@ -7,6 +7,7 @@ reason, the job in flight), so the file can never disagree with the daemon.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sharpmld.core import fsio
 from sharpmld.queue.layout import DAEMON_STATUS_PREFIX
+from sharpmld.queue.lease import Owner
 
 if TYPE_CHECKING:
     from sharpmld.daemon.loop import Daemon
@@ -47,6 +49,51 @@ def write_status(daemon: Daemon) -> None:
     """Write the file; a failure is not worth stopping for (the next change rewrites it)."""
     with contextlib.suppress(OSError):
         fsio.write_json(status_path(daemon.layout.state_dir), status(daemon))
+
+
+def sweep_dead_status(state_dir: Path) -> list[str]:
+    """Remove the status files, and their temp files, of daemons on this host that are gone.
+
+    A daemon killed outright leaves its status file behind, and one killed while rewriting it
+    leaves a temp file too. The pid in the name tells whose it is; another host's files are
+    left to that host. Returns the names removed.
+    """
+    marker = f"{DAEMON_STATUS_PREFIX}{socket.gethostname()}-"
+    removed: list[str] = []
+    try:
+        names = os.listdir(state_dir)
+    except OSError:
+        return removed
+    for name in names:
+        temp = fsio.is_temp_name(name)
+        target = name.split("-", 3)[-1] if temp else name
+        if not (target.startswith(marker) and target.endswith(".json")):
+            continue
+        pid = target[len(marker) : -len(".json")]
+        if not pid.isdigit() or int(pid) == os.getpid() or _still_running(state_dir / name, int(pid), temp):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(state_dir / name)
+            removed.append(name)
+    return removed
+
+
+def _still_running(path: Path, pid: int, temp: bool) -> bool:
+    """The status file's own rule (pid and start time, as leases use); a temp file may be half
+    written, so only a pid that no process has any more lets it go."""
+    started = 0.0
+    if not temp:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            started = float(json.loads(path.read_text("utf-8")).get("started", 0.0))
+    if started:
+        return Owner(socket.gethostname(), pid, started).is_alive()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def remove_status(state_dir: Path) -> None:

@@ -144,3 +144,34 @@ def test_low_disk_is_said_once_and_once_more_when_it_recovers(
         hk.step(20.0)
     assert not hk.disk_paused(20.0)
     assert [e["log_level"] for e in logs] == ["warning", "info"]
+
+
+def test_a_killed_daemons_status_and_temp_files_are_swept_at_start(tmp_path: Path) -> None:
+    """A daemon killed while rewriting its status file leaves a temp file: the next start
+    on the same host removes it, and the dead daemon's status file, but not a live one's."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from sharpmld.daemon.status import sweep_dead_status
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead = int(gone.stdout)
+    host = socket.gethostname()
+    state = tmp_path / "state"
+    state.mkdir()
+    dead_status = state / f"daemon-{host}-{dead}.json"
+    dead_status.write_text(json.dumps({"pid": dead, "started": 1.0}))
+    dead_temp = state / f".sharpmld-tmp-0123abcd-daemon-{host}-{dead}.json"
+    dead_temp.write_text('{"pid"')
+    parent = os.getppid()
+    live_status = state / f"daemon-{host}-{parent}.json"
+    live_status.write_text(json.dumps({"pid": parent}))
+    other_host = state / f"daemon-elsewhere-{dead}.json"
+    other_host.write_text("{}")
+
+    removed = sweep_dead_status(state)
+
+    assert sorted(removed) == sorted([dead_status.name, dead_temp.name])
+    assert live_status.exists() and other_host.exists()
