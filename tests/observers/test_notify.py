@@ -17,6 +17,7 @@ from typing import Any
 from sharpmld.core.config import Config, validate
 from sharpmld.observers.notify import Notifier, Outcome, desktop_notification
 from sharpmld.queue.layout import JOB_LOG
+from tests.support.harness import wait_for
 
 
 class Runner:
@@ -133,15 +134,6 @@ def finished_run(tmp_path: Path, job_id: str) -> Any:
     return SimpleNamespace(job=job, images=[{}], rejected=[], error=None)
 
 
-def wait_until(condition: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def desktop_notifier(tmp_path: Path, log: Log, runner: Runner) -> Notifier:
     # Hook timeouts summing to 4 s: the stop budget below must win over them.
     cfg = config(
@@ -175,5 +167,6 @@ def test_stop_gives_up_after_its_budget_and_says_which_notifications_it_abandone
     abandoned = [(level, f) for level, e, f in log.lines if e == "notifications abandoned"]
     assert abandoned == [("warning", {"in_flight": "J1", "pending": ["J2"], "budget_seconds": 0.2})]
     thread = notifier._thread
-    assert thread is not None and wait_until(lambda: not thread.is_alive())
+    assert thread is not None
+    wait_for(lambda: not thread.is_alive(), 10, "the notifier thread to end", interval=0.01)
     assert len(runner.calls) == 1  # J1 ran to its end; J2 was not started after the stop
