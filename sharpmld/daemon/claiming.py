@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from sharpmld.daemon.context import DaemonContext
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
 from sharpmld.queue.record import Job
 from sharpmld.supervisor import supervisor as sv
-
-if TYPE_CHECKING:
-    from sharpmld.daemon.loop import Daemon
 
 ORPHAN_CHECK_SECONDS = 10.0
 
@@ -32,7 +29,7 @@ class Claimed:
     queue_wait: float
 
 
-def paused_reason(daemon: Daemon, now: float) -> str:
+def paused_reason(daemon: DaemonContext, now: float) -> str:
     """Why no job would be claimed now ("" when intake is open)."""
     if daemon.stopping.requested:
         return "shutting_down"
@@ -43,7 +40,7 @@ def paused_reason(daemon: Daemon, now: float) -> str:
     return ""
 
 
-def next_job(daemon: Daemon, now: float) -> Claimed | None:
+def next_job(daemon: DaemonContext, now: float) -> Claimed | None:
     """Claim or adopt one job, or None when there is nothing to do (or we must not)."""
     if paused_reason(daemon, now):
         return None
@@ -66,7 +63,7 @@ def next_job(daemon: Daemon, now: float) -> Claimed | None:
     return None
 
 
-def adopt_orphan(daemon: Daemon) -> Job | None:
+def adopt_orphan(daemon: DaemonContext) -> Job | None:
     """Take over the oldest job whose owner is gone; remove claims that never got their data."""
     timeout = daemon.lease_timeout
     for path in recovery.find_orphans(daemon.layout, lease_timeout=timeout):
@@ -84,7 +81,7 @@ def adopt_orphan(daemon: Daemon) -> Job | None:
     return None
 
 
-def nothing_left(daemon: Daemon) -> bool:
+def nothing_left(daemon: DaemonContext) -> bool:
     """Burst mode ends when nothing waits anywhere this daemon could act on."""
     try:
         names = os.listdir(daemon.layout.inbox)

@@ -8,19 +8,16 @@ of the job sitting in ``working/`` under a live lease until the next restart.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
 
 from sharpmld.core.errors import InternalError
+from sharpmld.daemon.context import DaemonContext
 from sharpmld.daemon.jobrun import OUTCOME_RELEASED, JobRun
 from sharpmld.queue.lease import release_lease
-
-if TYPE_CHECKING:
-    from sharpmld.daemon.loop import Daemon
 
 ERROR_PAUSE = 1.0  # after a bug, so that a bug that repeats cannot spin the loop
 
 
-def on_step_error(daemon: Daemon, exc: Exception, now: float) -> None:
+def on_step_error(daemon: DaemonContext, exc: Exception, now: float) -> None:
     """Log a bug with its traceback; end the job in flight so it cannot loop forever.
 
     A full disk is not the job's fault: its input goes back to the inbox. Anything else
@@ -43,7 +40,7 @@ def on_step_error(daemon: Daemon, exc: Exception, now: float) -> None:
     daemon.closed(run, now)
 
 
-def release(daemon: Daemon, run: JobRun, exc: Exception) -> None:
+def release(daemon: DaemonContext, run: JobRun, exc: Exception) -> None:
     """The job could not be closed: let recovery take it rather than hold it."""
     daemon.log.exception(
         "could not close the job; released it for recovery", job_id=run.job.job_id, error=repr(exc)

@@ -7,8 +7,7 @@ one way a job leaves the daemon's hands).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from sharpmld.daemon.context import DaemonContext
 from sharpmld.daemon.jobrun import OUTCOME_RETRY
 from sharpmld.daemon.status import write_status
 from sharpmld.protocol import (
@@ -22,11 +21,8 @@ from sharpmld.protocol import (
     WorkerUnavailable,
 )
 
-if TYPE_CHECKING:
-    from sharpmld.daemon.loop import Daemon
 
-
-def route(daemon: Daemon, event: SupervisorEvent, now: float) -> None:
+def route(daemon: DaemonContext, event: SupervisorEvent, now: float) -> None:
     """Apply one event from the supervisor."""
     if isinstance(event, WorkerReady | WorkerUnavailable | WorkerLost | WorkerRecycled):
         daemon.events.on_worker(event)
@@ -42,7 +38,7 @@ def route(daemon: Daemon, event: SupervisorEvent, now: float) -> None:
         _job_event(daemon, event, now)
 
 
-def _ready(daemon: Daemon, event: WorkerReady) -> None:
+def _ready(daemon: DaemonContext, event: WorkerReady) -> None:
     info = daemon.supervisor.info
     daemon.unavailable_logged = ""
     daemon.log.info(
@@ -55,7 +51,7 @@ def _ready(daemon: Daemon, event: WorkerReady) -> None:
     write_status(daemon)
 
 
-def _unavailable(daemon: Daemon, event: WorkerUnavailable) -> None:
+def _unavailable(daemon: DaemonContext, event: WorkerUnavailable) -> None:
     """Say why once per distinct reason: the supervisor retries, and says the same again."""
     message = daemon.supervisor.unavailable_reason or event.message
     if message != daemon.unavailable_logged:
@@ -69,7 +65,7 @@ def _unavailable(daemon: Daemon, event: WorkerUnavailable) -> None:
     write_status(daemon)
 
 
-def _lost(daemon: Daemon, event: WorkerLost, now: float) -> None:
+def _lost(daemon: DaemonContext, event: WorkerLost, now: float) -> None:
     daemon.log.warning("worker lost", reason=event.reason, detail=event.detail, exit=event.exit)
     run = daemon.current
     if run is None or not event.busy:
@@ -82,7 +78,7 @@ def _lost(daemon: Daemon, event: WorkerLost, now: float) -> None:
         daemon.closed(run, now)
 
 
-def _job_event(daemon: Daemon, event: Event, now: float) -> None:
+def _job_event(daemon: DaemonContext, event: Event, now: float) -> None:
     run = daemon.current
     if run is None or getattr(event, "job_id", None) != run.job.job_id:
         return  # a late event of a job already closed

@@ -12,14 +12,12 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sharpmld.core import fsio
+from sharpmld.daemon.context import DaemonContext
 from sharpmld.queue.layout import DAEMON_STATUS_PREFIX
 from sharpmld.queue.lease import Owner
-
-if TYPE_CHECKING:
-    from sharpmld.daemon.loop import Daemon
 
 
 def status_path(state_dir: Path) -> Path:
@@ -27,7 +25,7 @@ def status_path(state_dir: Path) -> Path:
     return state_dir / f"{DAEMON_STATUS_PREFIX}{socket.gethostname()}-{os.getpid()}.json"
 
 
-def status(daemon: Daemon) -> dict[str, Any]:
+def status(daemon: DaemonContext) -> dict[str, Any]:
     """The content of the status file for ``daemon``."""
     supervisor = daemon.supervisor
     current = daemon.current
@@ -45,7 +43,7 @@ def status(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-def write_status(daemon: Daemon) -> None:
+def write_status(daemon: DaemonContext) -> None:
     """Write the file; a failure is not worth stopping for (the next change rewrites it)."""
     with contextlib.suppress(OSError):
         fsio.write_json(status_path(daemon.layout.state_dir), status(daemon))
@@ -101,7 +99,7 @@ def remove_status(state_dir: Path) -> None:
         os.unlink(status_path(state_dir))
 
 
-def engine_info(daemon: Daemon) -> dict[str, Any]:
+def engine_info(daemon: DaemonContext) -> dict[str, Any]:
     """What a job's result.json records of the engine that ran it."""
     info = daemon.supervisor.info
     return {
