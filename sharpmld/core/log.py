@@ -3,6 +3,10 @@
 Every line about a job carries its ``job_id``; those lines are also appended to the job's own
 ``job.log`` while the job is registered here, so a person looking at one job folder finds its
 story inside it.
+
+Errors logged with ``exc_info`` carry their traceback as text (``exception``), and Python
+warnings (a library's ``RuntimeWarning`` in its own thread, say) become log lines through the
+same processors instead of raw text on stderr that breaks the JSON stream.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import warnings
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -40,9 +45,11 @@ def _copy_to_job_log(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> M
         with _lock:
             path = _job_logs.get(str(job_id))
         if path is not None:
+            # the job's copy is always JSON: an error's traceback as text, never a bare ``true``
+            copy = structlog.processors.format_exc_info(None, "", dict(event_dict))
             try:
                 with open(path, "a", encoding="utf-8") as f:
-                    f.write(fsio.to_json(dict(event_dict), indent=None) + "\n")
+                    f.write(fsio.to_json(dict(copy), indent=None) + "\n")
             except OSError:
                 pass
     return event_dict
@@ -59,18 +66,43 @@ def _printable(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutable
     return event_dict
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` for this process: one structured log line per warning shown.
+
+    The warnings filters still decide what is shown (by default once per place); this only
+    decides where it goes.
+    """
+    get("sharpmld.warnings").warning(
+        "python warning",
+        category=category.__name__,
+        message=str(message),
+        filename=filename,
+        lineno=lineno,
+    )
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
-    """Set up structlog once for this process."""
+    """Set up structlog once for this process, and send Python warnings through it."""
     out = stream or sys.stdout
     pretty = fmt == "console" or (fmt == "auto" and hasattr(out, "isatty") and out.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False) if pretty else structlog.processors.JSONRenderer()
     )
+    # JSON needs exc_info turned into "exception" text; the console renderer formats it itself.
+    tracebacks: list[Any] = [] if pretty else [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *tracebacks,
             _copy_to_job_log,
             _printable,
             renderer,
@@ -79,6 +111,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    # Replacing the one hook (not adding a handler) keeps this idempotent: configure twice,
+    # still one line per warning.
+    warnings.showwarning = _show_warning
 
 
 def get(name: str = "sharpmld") -> Any:
