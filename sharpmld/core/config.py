@@ -273,6 +273,13 @@ def _toml_literal(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value).lower()  # True -> true
 
 
+def parse_formats(text: str, source: str) -> list[str]:
+    """A comma-separated list of output formats (a command-line flag), checked like the
+    configuration's ``[outputs] formats``; duplicates and blanks dropped, order kept."""
+    items = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+    return list(validate({"outputs": {"formats": items}}, source)["outputs"]["formats"])
+
+
 def load(
     root: str | Path | None = None,
     config_path: str | Path | None = None,
