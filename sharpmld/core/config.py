@@ -51,6 +51,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
     },
     "intake": {
         "settle_seconds": (2.0, (int, float), "an entry must be unchanged this long"),
+        "in_progress_seconds": (
+            120.0,
+            (int, float),
+            "an entry holding a .part/.crdownload/rsync temp file waits this long unchanged "
+            "(at least 10 x settle_seconds)",
+        ),
         "ready_marker": ("", (str,), 'if set (e.g. ".ready"), claim only folders holding it'),
         "scan_interval_seconds": (5.0, (int, float), "full inbox rescan period"),
         "observer": ("native", (str,), "native (filesystem events) | polling (network shares)"),
