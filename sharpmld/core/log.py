@@ -5,8 +5,9 @@ Every line about a job carries its ``job_id``; those lines are also appended to 
 story inside it.
 
 Errors logged with ``exc_info`` carry their traceback as text (``exception``), and Python
-warnings (a library's ``RuntimeWarning`` in its own thread, say) become log lines through the
-same processors instead of raw text on stderr that breaks the JSON stream.
+warnings (a library's ``RuntimeWarning`` in its own thread, say) and libraries' standard
+``logging`` records become log lines through the same processors, instead of raw text on
+stderr that breaks the JSON stream.
 """
 
 from __future__ import annotations
@@ -88,9 +89,38 @@ def _show_warning(
     )
 
 
+class _StdlibToStructlog(logging.Handler):
+    """Hands a library's ``logging`` record to structlog, so it is rendered like our own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields: dict[str, Any] = {"logger": record.name}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            get(record.name).log(record.levelno, record.getMessage(), **fields)
+        except Exception:
+            self.handleError(record)
+
+
+def _route_stdlib_logging(level: int) -> None:
+    """One handler on the root logger (replacing ours from an earlier call).
+
+    Only warnings and worse: a library's info and debug chatter (watchdog logs every event
+    at debug) is not the daemon's story, even when the daemon itself logs at debug.
+    """
+    level = max(level, logging.WARNING)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _StdlibToStructlog):
+            root.removeHandler(handler)
+    root.addHandler(_StdlibToStructlog(level))
+    root.setLevel(level)
+
+
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     """Set up structlog once for this process, and send Python warnings through it."""
     out = stream or sys.stdout
+    levelno = logging.getLevelNamesMapping()[level.upper()]
     pretty = fmt == "console" or (fmt == "auto" and hasattr(out, "isatty") and out.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False) if pretty else structlog.processors.JSONRenderer()
@@ -107,13 +137,14 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
             _printable,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(levelno),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     # Replacing the one hook (not adding a handler) keeps this idempotent: configure twice,
     # still one line per warning.
     warnings.showwarning = _show_warning
+    _route_stdlib_logging(levelno)
 
 
 def get(name: str = "sharpmld") -> Any:

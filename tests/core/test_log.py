@@ -101,3 +101,24 @@ def test_console_output_and_job_log_both_carry_the_traceback(tmp_path: Path) -> 
     (copied,) = [json.loads(x) for x in job_log.read_text().splitlines()]
     assert "exc_info" not in copied
     assert "ValueError: the disk said no" in copied["exception"]
+
+
+def test_a_library_logging_through_stdlib_lands_in_the_json_log_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    out = io.StringIO()
+    log.configure("info", "json", stream=out)
+    log.configure("info", "json", stream=out)
+    try:
+        logging.getLogger("watchdog.observers.inotify").warning("watch limit %d reached", 8192)
+        logging.getLogger("watchdog.observers.inotify").info("chatter, not our story")
+    finally:
+        for handler in list(logging.getLogger().handlers):
+            if type(handler).__module__ == log.__name__:
+                logging.getLogger().removeHandler(handler)
+    assert capsys.readouterr().err == ""
+    (line,) = lines(out)
+    assert line["event"] == "watch limit 8192 reached"
+    assert line["level"] == "warning" and line["logger"] == "watchdog.observers.inotify"
