@@ -22,6 +22,7 @@ from sharpmld.cli.codes import (
     RET_USAGE,
     STATUS_EXIT_CODES,
 )
+from sharpmld.core.config import KNOWN_FORMATS
 from sharpmld.core.errors import ConfigError, SharpmldError
 
 
@@ -85,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, json_flag=True)
     p.add_argument("job", metavar="JOB", help="job id (or a unique prefix) in failed/")
 
-    p = sub.add_parser("convert", help="convert a 3DGS .ply into another format (.splat, .ply)")
+    *first, last = (f".{name}" for name in KNOWN_FORMATS)
+    p = sub.add_parser("convert", help=f"convert a 3DGS .ply to {', '.join(first)} or {last}")
+    _common(p)
     p.add_argument("source", type=Path, metavar="IN.ply")
     p.add_argument("target", type=Path, metavar="OUT")
 
@@ -94,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path, metavar="IMAGE")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")
     p.add_argument("--f-px", type=float, default=None, help="focal length in pixels")
+    p.add_argument(
+        "--formats",
+        metavar="LIST",
+        help=f"output formats, comma-separated, from {','.join(KNOWN_FORMATS)} "
+        "(default: [outputs] formats of the configuration)",
+    )
 
     p = sub.add_parser("doctor", help="check the installation and say how to fix what is missing")
     _common(p, json_flag=True)
@@ -209,6 +218,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from sharpmld.formats.registry import convert
 
+    # Read like for every command, so a wrong --root/--config is said here too.
+    _config(args)
     if not args.source.is_file():
         print(f"sharpmld: not found: {args.source}", file=sys.stderr)
         return RET_NOT_FOUND
@@ -223,11 +234,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from sharpmld.cli.predict import predict
+    from sharpmld.core.config import parse_formats
 
+    formats = None
+    if args.formats is not None:
+        try:
+            formats = parse_formats(args.formats, "--formats")
+        except ConfigError as exc:
+            print(f"sharpmld: {exc.message}", file=sys.stderr)
+            return RET_USAGE
     if not args.image.is_file():
         print(f"sharpmld: not found: {args.image}", file=sys.stderr)
         return RET_NOT_FOUND
-    result = predict(_config(args), args.image, args.output, f_px=args.f_px)
+    result = predict(_config(args), args.image, args.output, f_px=args.f_px, formats=formats)
     ok = bool(result.get("ok"))
     text = (
         f"wrote {', '.join(o['path'] for o in result['result']['outputs'].values())} in {args.output}"

@@ -8,8 +8,17 @@ from typing import Any
 from sharpmld.core.config import Config
 
 
-def predict(config: Config, image: Path, out_dir: Path, f_px: float | None = None) -> dict[str, Any]:
-    """Load the model, run one image, write its outputs into ``out_dir``; returns the entry."""
+def predict(
+    config: Config,
+    image: Path,
+    out_dir: Path,
+    f_px: float | None = None,
+    formats: list[str] | None = None,
+) -> dict[str, Any]:
+    """Load the model, run one image, write its outputs into ``out_dir``; returns the entry.
+
+    ``formats`` (already checked) replaces the configuration's ``[outputs] formats``.
+    """
     from sharpmld.daemon.jobrun import output_stem
     from sharpmld.protocol import ImageTask, JobRequest
     from sharpmld.worker.model import load_model
@@ -17,7 +26,10 @@ def predict(config: Config, image: Path, out_dir: Path, f_px: float | None = Non
 
     out_dir.mkdir(parents=True, exist_ok=True)
     task = ImageTask(image.name, str(image.resolve()), output_stem(image.name, set()))
-    request = JobRequest.configured(config, job_id="predict", job_dir=str(out_dir), images=(task,), f_px=f_px)
+    chosen: dict[str, Any] = {} if formats is None else {"formats": tuple(formats)}
+    request = JobRequest.configured(
+        config, job_id="predict", job_dir=str(out_dir), images=(task,), f_px=f_px, **chosen
+    )
     model = load_model(config.get("model", "factory"), config.checkpoint, config.get("model", "device"))
     decoded = decode(task, out_dir, request)
     if decoded.error is not None or decoded.image is None:

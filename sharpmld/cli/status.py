@@ -11,9 +11,11 @@ to another process after a crash is not mistaken for the daemon.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,11 +119,15 @@ def gather(config: Config, since: datetime | None = None) -> dict[str, Any]:
                 daemon = _read_json(layout.state_dir / name)
                 if daemon and is_running(daemon):
                     daemons.append(daemon)
+    # Every daemon on a root scans the same inbox: the freshest one's view is the answer.
+    freshest = max(daemons, key=lambda d: float(d.get("updated") or 0.0), default={})
     info: dict[str, Any] = {
         "root": str(config.root),
         "counts": counts,
         "in_flight": in_flight,
         "daemons": daemons,
+        "held_back": list(freshest.get("held_back") or []),
+        "held_back_total": int(freshest.get("held_back_total") or 0),
     }
     if since is not None:
         info["failed_since"] = {"since": since.isoformat(), "jobs": failed_since(layout, since)}
@@ -157,6 +163,26 @@ def exit_code(info: dict[str, Any], *, check: bool = False) -> tuple[int, str]:
     return answer
 
 
+def _held_lines(info: dict[str, Any]) -> list[str]:
+    """The inbox entries a daemon holds back, each with its reason and, if known, its time."""
+    held = info.get("held_back") or []
+    if not held:
+        return []
+    lines = ["held back in the inbox:"]
+    now = time.time()
+    for h in held:
+        until = h.get("until")
+        when = ""
+        if isinstance(until, int | float):
+            left = until - now
+            when = f"; in about {math.ceil(left)} s" if left > 0 else "; due now"
+        lines.append(f"  {h.get('name')}: {h.get('message') or h.get('reason')}{when}")
+    more = int(info.get("held_back_total") or 0) - len(held)
+    if more > 0:
+        lines.append(f"  ... and {more} more")
+    return lines
+
+
 def format_status(info: dict[str, Any]) -> str:
     """The human-readable form."""
     c = info["counts"]
@@ -168,6 +194,7 @@ def format_status(info: dict[str, Any]) -> str:
         total = job.get("images_total") or "?"
         current = f", now {job['current']}" if job.get("current") else ""
         lines.append(f"  running {job['job_id']}: {job.get('images_done', 0)}/{total} images{current}")
+    lines.extend(_held_lines(info))
     if not info["daemons"]:
         lines.append("no daemon is running on this root (start one with `sharpmld run`)")
     for d in info["daemons"]:

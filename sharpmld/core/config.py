@@ -51,6 +51,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
     },
     "intake": {
         "settle_seconds": (2.0, (int, float), "an entry must be unchanged this long"),
+        "in_progress_seconds": (
+            120.0,
+            (int, float),
+            "an entry holding a .part/.crdownload/rsync temp file waits this long unchanged "
+            "(at least 10 x settle_seconds)",
+        ),
         "ready_marker": ("", (str,), 'if set (e.g. ".ready"), claim only folders holding it'),
         "scan_interval_seconds": (5.0, (int, float), "full inbox rescan period"),
         "observer": ("native", (str,), "native (filesystem events) | polling (network shares)"),
@@ -271,6 +277,13 @@ def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
 
 def _toml_literal(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value).lower()  # True -> true
+
+
+def parse_formats(text: str, source: str) -> list[str]:
+    """A comma-separated list of output formats (a command-line flag), checked like the
+    configuration's ``[outputs] formats``; duplicates and blanks dropped, order kept."""
+    items = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
+    return list(validate({"outputs": {"formats": items}}, source)["outputs"]["formats"])
 
 
 def load(

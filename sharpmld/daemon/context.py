@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sharpmld.core.config import Config
+from sharpmld.daemon.held import HeldBack
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import JobRun
 from sharpmld.daemon.stopping import StopPolicy
@@ -60,6 +61,8 @@ class DaemonContext(Protocol):
     def metrics(self) -> Metrics | None: ...
     @property
     def events(self) -> Observers: ...
+    @property
+    def held(self) -> HeldBack: ...
 
     def closed(self, run: JobRun, now: float) -> None:
         """The job left this daemon's hands (done, failed, handed back or released)."""

@@ -23,8 +23,10 @@ from sharpmld.queue.layout import RESULT_FILE
 
 INDEX_FILE = "index.html"
 LABELS = {
-    "ply": "3DGS .ply",
-    "splat": ".splat",
+    "ply": "3DGS .ply (Gaussian splats)",
+    "splat": "Splat (.splat, for web viewers)",
+    "spz": "SPZ (compressed splats)",
+    "glb": "glTF binary (.glb)",
     "image": "Input image",
     "preview": "Preview",
     "orbit": "Camera sway",

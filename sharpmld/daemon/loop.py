@@ -17,9 +17,16 @@ from typing import Any
 from sharpmld.core import log
 from sharpmld.core.config import Config
 from sharpmld.daemon import access, claiming, mishaps, routing
+from sharpmld.daemon.held import HeldBack
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, JobRun
-from sharpmld.daemon.status import engine_info, remove_status, sweep_dead_status, write_status
+from sharpmld.daemon.status import (
+    engine_info,
+    note_scan,
+    remove_status,
+    sweep_dead_status,
+    write_status,
+)
 from sharpmld.daemon.stopping import StopPolicy
 from sharpmld.daemon.waiting import Waiter
 from sharpmld.daemon.watching import WatcherKeeper
@@ -74,11 +81,13 @@ class Daemon:
         self.quiet_until = 0.0
         self.finished = False
         self.ready: list[Entry] = []
+        self.held = HeldBack()  # what the status file says is held back in the inbox, and why
         self.scanner = InboxScanner(
             self.layout.inbox,
             settle=float(config.get("intake", "settle_seconds")),
             marker=str(config.get("intake", "ready_marker")),
             max_entries=int(config.get("limits", "max_entries")),
+            in_progress_hold=float(config.get("intake", "in_progress_seconds")),
         )
         self.waiter = waiter or Waiter()
         self.supervisor = supervisor if supervisor is not None else sv.Supervisor(config)
@@ -226,6 +235,7 @@ class Daemon:
     def _scan(self, now: float) -> None:
         started = time.perf_counter()
         self.ready = self.scanner.scan(now)
+        note_scan(self, now)
         entries = self.scanner.entries.values()
         self.events.on_scan(
             duration=time.perf_counter() - started,

@@ -1,7 +1,8 @@
 """The daemon's status file: what ``sharpmld status`` reads to tell what a daemon is doing.
 
 Every field is derived when written, from the parts that own it (the supervisor's state and
-reason, the job in flight), so the file can never disagree with the daemon.
+reason, the job in flight, the scanner's held-back entries), so the file can never disagree
+with the daemon. The held-back list is rewritten only when it changes, at most once a scan.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from sharpmld.core import fsio
 from sharpmld.daemon.context import DaemonContext
 from sharpmld.queue.layout import DAEMON_STATUS_PREFIX
 from sharpmld.queue.lease import Owner
+
+
+def note_scan(daemon: DaemonContext, now: float) -> None:
+    """After a scan: rewrite the status file if the held-back entries changed."""
+    if daemon.held.update(daemon.scanner, now):
+        write_status(daemon)
 
 
 def status_path(state_dir: Path) -> Path:
@@ -40,6 +47,8 @@ def status(daemon: DaemonContext) -> dict[str, Any]:
         "paused": daemon.paused,
         "updated": time.time(),
         "metrics_port": daemon.metrics.port if daemon.metrics is not None else None,
+        "held_back": daemon.held.entries,
+        "held_back_total": daemon.held.total,
     }
 
 

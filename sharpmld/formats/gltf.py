@@ -28,7 +28,9 @@ is x right, y down, z forward (RDF). The data is rotated 180° about Z on the wa
 negated, and likewise the quaternions' x and y), the convention SPZ's coordinate converter and
 PlayCanvas splat-transform use for ``.ply`` -> glTF. It is baked into the data rather than put
 on the node so that viewers that ignore node transforms for splats show it the same way. With
-``meta`` the file also gets a perspective camera at the photo's viewpoint.
+``meta`` the file also gets a perspective camera at the photo's viewpoint, computed from the
+focal length rounded to float32 as the ``.ply`` stores it, so a ``.glb`` converted from the
+``.ply`` is byte-identical to the one written beside it.
 
 Layout: every attribute in its own tightly packed buffer view (each a multiple of 4 bytes, so
 each starts 4-byte aligned), accessors at byte offset 0. glTF has no empty accessors, so a
@@ -203,6 +205,9 @@ def write_glb(path: Path, records: npt.NDArray[np.void], meta: SceneMeta | None 
     """Write ``records`` as a ``.glb`` with KHR_gaussian_splatting, atomically."""
     if records.dtype != VERTEX_DTYPE or records.ndim != 1:
         raise ValueError(f"expected a 1-D VERTEX_DTYPE array, got {records.dtype}")
+    if meta is not None:
+        # the .ply keeps f_px as float32: use exactly that value, whichever of the two we start from
+        meta = SceneMeta(f_px=float(np.float32(meta.f_px)), width=meta.width, height=meta.height)
     arrays = _attributes(records)
     doc, bin_length = _document(arrays, len(records), meta)
     text = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")

@@ -3,7 +3,11 @@
 Filesystem events only make a scan happen sooner; a periodic scan catches anything they miss.
 An entry is ready when its whole tree (names, sizes, mtimes) has not changed for
 ``settle_seconds`` and holds no in-progress file (rsync temp names, ``*.part``, ...), or, when a
-``ready_marker`` is configured, as soon as a folder holds that marker.
+``ready_marker`` is configured, as soon as a folder holds that marker. A tree that does hold an
+in-progress file is taken once it has not changed for ``in_progress_seconds`` (or ten settle
+times, if longer): a copy still running keeps changing it, so a file that sits still that long
+is a leftover, not a live transfer. :meth:`InboxScanner.held_back` says which entries wait, and
+why, for ``sharpmld status``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,23 @@ from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.intake.walk import TreeSignature, tree_signature
 
 STALE_IN_PROGRESS = 120.0
+"""The default of ``[intake] in_progress_seconds``."""
+
+SETTLING, IN_PROGRESS, NO_READY_MARKER, TEMP_NAME = "settling", "in_progress", "no_ready_marker", "temp_name"
+"""Why an entry is held back: still changing; holding a file whose name says it is still
+arriving; a folder without the configured ready marker; a top-level entry with such a name
+(never taken under that name)."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """One inbox entry not taken yet, and why; ``due`` (scan clock) is when it will be, if
+    nothing changes, or None if waiting alone never makes it ready."""
+
+    name: str
+    reason: str
+    due: float | None
+    path: str = ""
 
 
 @dataclass
@@ -39,12 +60,23 @@ class Entry:
 class InboxScanner:
     """Tracks inbox entries across scans and says which are ready, in claim order."""
 
-    def __init__(self, inbox: Path, *, settle: float, marker: str, max_entries: int) -> None:
+    def __init__(
+        self,
+        inbox: Path,
+        *,
+        settle: float,
+        marker: str,
+        max_entries: int,
+        in_progress_hold: float = STALE_IN_PROGRESS,
+    ) -> None:
         self.inbox = inbox
         self.settle = settle
         self.marker = marker
         self.max_entries = max_entries
+        self.in_progress_hold = max(in_progress_hold, 10 * settle)
         self.entries: dict[str, Entry] = {}
+        self.temp_names: list[str] = []
+        """Top-level names that say a copy is still arriving, as of the last scan."""
 
     def scan(self, now: float) -> list[Entry]:
         """Rescan the inbox; return the ready entries, highest priority then oldest first."""
@@ -53,6 +85,7 @@ class InboxScanner:
             listing = list(os.scandir(self.inbox))
         except FileNotFoundError:
             listing = []
+        self.temp_names = sorted(d.name for d in listing if is_in_progress(d.name) and not is_junk(d.name))
         for dirent in listing:
             name = dirent.name
             if is_junk(name) or is_in_progress(name):
@@ -85,20 +118,32 @@ class InboxScanner:
         if entry.signature.in_progress:
             # A transfer in progress keeps changing the tree; one that has not moved for a long
             # time is a stray file that happens to look like a temp name, not a live copy.
-            return now - entry.changed_at >= max(STALE_IN_PROGRESS, 10 * self.settle)
+            return now - entry.changed_at >= self.in_progress_hold
         if self.marker and entry.is_dir:
             return any(Path(p).as_posix() == self.marker for p, *_ in entry.signature.entries)
         return now - entry.changed_at >= self.settle
 
     def next_due(self) -> float | None:
         """When the earliest settling entry will have settled (to schedule the next scan)."""
-        waiting = [
-            e.changed_at
-            + (max(STALE_IN_PROGRESS, 10 * self.settle) if e.signature.in_progress else self.settle)
-            for e in self.entries.values()
-            if not e.ready and not (self.marker and e.is_dir)
-        ]
+        waiting = [h.due for h in self.held_back() if h.due is not None]
         return min(waiting) if waiting else None
+
+    def held_back(self) -> list[Held]:
+        """The entries not ready as of the last scan, each with its reason, sorted by name."""
+        held = [Held(name, TEMP_NAME, None, name) for name in self.temp_names]
+        for e in self.entries.values():
+            if e.ready:
+                continue
+            if e.signature.in_progress:
+                part = next((p for p, *_ in e.signature.entries if is_in_progress(Path(p).name)), "")
+                held.append(
+                    Held(e.name, IN_PROGRESS, e.changed_at + self.in_progress_hold, f"{e.name}/{part}")
+                )
+            elif self.marker and e.is_dir:
+                held.append(Held(e.name, NO_READY_MARKER, None))
+            else:
+                held.append(Held(e.name, SETTLING, e.changed_at + self.settle))
+        return sorted(held, key=lambda h: h.name)
 
     def forget(self, name: str) -> None:
         """Drop an entry after it was claimed (or lost to another daemon)."""

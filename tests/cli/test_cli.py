@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tomli_w
 
-from sharpmld.cli.codes import RET_CONFIG, RET_FAILURE, RET_NO_DAEMON, RET_NOT_FOUND, RET_OK
+from sharpmld.cli.codes import RET_CONFIG, RET_FAILURE, RET_NO_DAEMON, RET_NOT_FOUND, RET_OK, RET_USAGE
 from sharpmld.core import config
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import read_ply, to_vertex_records, write_ply
@@ -403,6 +403,31 @@ def test_convert_unsupported_suffix_exits_1(tmp_path: Path, ply_file: tuple[Path
     assert not out.exists()
 
 
+def test_convert_takes_root_and_config_like_every_command(
+    tmp_path: Path, ply_file: tuple[Path, Any], checkpoint: Path
+) -> None:
+    src, records = ply_file
+    root = tmp_path / "root"
+    cfg_file = harness.write_config(root, checkpoint)
+    out = tmp_path / "out.splat"
+    proc = sh(root, "convert", "--root", str(root), "--config", str(cfg_file), str(src), str(out))
+    assert proc.returncode == RET_OK, proc.stderr
+    assert out.read_bytes() == bytes(splat_bytes(records))
+    # a --config that is not there is reported like for any other command
+    proc = sh(root, "convert", "--config", str(tmp_path / "nope.toml"), str(src), str(out))
+    assert proc.returncode == RET_CONFIG, proc.stderr
+    assert "nope.toml" in proc.stderr
+
+
+def test_help_names_every_suffix_convert_writes(tmp_path: Path) -> None:
+    from sharpmld.formats.registry import supported_suffixes
+
+    proc = sh(tmp_path / "root", "--help")
+    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith("convert"))
+    for suffix in supported_suffixes():
+        assert suffix in line, line
+
+
 def test_convert_of_a_non_ply_exits_1_and_missing_source_exits_4(tmp_path: Path) -> None:
     junk = tmp_path / "junk.ply"
     junk.write_text("hello, not a ply\n")
@@ -444,6 +469,44 @@ def test_predict_writes_ply_and_splat(tmp_path: Path, root: Path) -> None:
     scene, meta = read_ply(ply)
     assert len(scene) == n
     assert (meta.width, meta.height) == (64, 48)
+
+
+def predicted(out: Path) -> list[str]:
+    return sorted(p.suffix for p in out.iterdir() if p.suffix in (".ply", ".splat", ".spz", ".glb"))
+
+
+def test_predict_writes_the_formats_of_the_configuration(tmp_path: Path, checkpoint: Path) -> None:
+    root = tmp_path / "root"
+    harness.write_config(root, checkpoint, outputs={"formats": ["spz", "glb"], "previews": False})
+    image = tmp_path / "photo.png"
+    write_png(image)
+    out = tmp_path / "out"
+    proc = sh(root, "predict", str(image), "-o", str(out), "--root", str(root), "--json")
+    assert proc.returncode == RET_OK, proc.stdout + proc.stderr
+    assert predicted(out) == [".glb", ".spz"]
+
+
+def test_predict_formats_flag_overrides_the_configuration(tmp_path: Path, root: Path) -> None:
+    image = tmp_path / "photo.png"
+    write_png(image)
+    out = tmp_path / "out"
+    proc = sh(root, "predict", str(image), "-o", str(out), "--root", str(root), "--formats", "glb, ply,glb")
+    assert proc.returncode == RET_OK, proc.stdout + proc.stderr
+    assert predicted(out) == [".glb", ".ply"]
+
+
+@pytest.mark.parametrize(("value", "named"), [("ply,obj", "'obj'"), ("", "(none)")])
+def test_predict_rejects_formats_the_configuration_would_reject(
+    tmp_path: Path, root: Path, value: str, named: str
+) -> None:
+    image = tmp_path / "photo.png"
+    write_png(image)
+    out = tmp_path / "out"
+    proc = sh(root, "predict", str(image), "-o", str(out), "--root", str(root), "--formats", value)
+    assert proc.returncode == RET_USAGE, proc.stdout + proc.stderr
+    assert "--formats" in proc.stderr and named in proc.stderr
+    assert "ply, splat, spz, glb" in proc.stderr
+    assert not out.exists()
 
 
 def test_predict_on_a_non_image_exits_1_with_a_code(tmp_path: Path, root: Path) -> None:

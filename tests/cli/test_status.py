@@ -93,6 +93,27 @@ def test_a_running_daemon_exits_ok(tmp_path: Path) -> None:
     assert f"daemon pid {os.getpid()}@" in proc.stdout
 
 
+def test_held_back_entries_are_listed_in_text_and_json(tmp_path: Path) -> None:
+    root = make_root(tmp_path / "root")
+    held = [
+        {
+            "name": "trip",
+            "reason": "in_progress",
+            "path": "trip/IMG_1.jpg.part",
+            "until": datetime.now(UTC).timestamp() + 90,
+            "message": "holds trip/IMG_1.jpg.part, named like a copy still arriving",
+        }
+    ]
+    daemon_file(root, held_back=held, held_back_total=3)
+    proc = status(root)
+    assert proc.returncode == RET_OK, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith("trip:"))
+    assert "IMG_1.jpg.part" in line and "in about" in line
+    assert "2 more" in proc.stdout
+    data = json.loads(status(root, "--json").stdout)
+    assert data["held_back"] == held and data["held_back_total"] == 3
+
+
 def test_a_reused_pid_is_not_a_running_daemon(tmp_path: Path) -> None:
     """The pid runs, but it is another process than the daemon that wrote the file."""
     root = make_root(tmp_path / "root")

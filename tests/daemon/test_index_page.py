@@ -185,3 +185,42 @@ def test_the_page_module_does_not_load_torch_numpy_or_pillow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+class Links(HTMLParser):
+    """The text of each ``<a download>`` link, by the file it points to."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.texts: dict[str, str] = {}
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and "download" in values:
+            self._href = unquote(values.get("href") or "")
+            self.texts[self._href] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._href = None
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self.texts[self._href] += data
+
+
+def test_every_output_format_has_a_human_label(tmp_path: Path) -> None:
+    from sharpmld.core.config import KNOWN_FORMATS
+
+    job = tmp_path / "job"
+    job.mkdir()
+    outputs = {name: _file(job, f"scene.{name}") for name in KNOWN_FORMATS}
+    write_index(job, {"job_id": "j", "status": "done", "images": [{"source": "a.jpg", "outputs": outputs}]})
+    page = Links()
+    page.feed((job / INDEX_FILE).read_text("utf-8"))
+    labels = {name: page.texts[f"scene.{name}"].strip() for name in KNOWN_FORMATS}
+    for name, label in labels.items():
+        assert label.lower() not in (name, f".{name}"), f"{name} is labelled only {label!r}"
+        assert " " in label, f"{name}: {label!r} says nothing about what the file is"
+    assert len(set(labels.values())) == len(labels), labels

@@ -60,3 +60,44 @@ def test_priority_then_age(tmp_path: Path) -> None:
     (tmp_path / "c-urgent" / "job.toml").write_text("priority = 3\n")
     os.utime(tmp_path / "c-urgent", (1002, 1002))
     assert names(scanner.scan(0.0)) == ["c-urgent", "b-old", "a-new"]
+
+
+def test_the_in_progress_hold_is_a_setting_and_each_held_entry_says_why(tmp_path: Path) -> None:
+    scanner = InboxScanner(tmp_path, settle=0.2, marker="", max_entries=1000, in_progress_hold=5.0)
+    (tmp_path / "trip").mkdir()
+    (tmp_path / "trip" / "a.jpg").write_bytes(b"1")
+    (tmp_path / "trip" / "b.jpg.part").write_bytes(b"partial")
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "movie.mp4.part").write_bytes(b"x")
+    assert scanner.scan(100.0) == []
+    held = {h.name: h for h in scanner.held_back()}
+    assert set(held) == {"trip", "fresh", "movie.mp4.part"}
+    assert (held["trip"].reason, held["trip"].path, held["trip"].due) == (
+        "in_progress",
+        "trip/b.jpg.part",
+        105.0,
+    )
+    assert (held["fresh"].reason, held["fresh"].due) == ("settling", 100.2)
+    assert (held["movie.mp4.part"].reason, held["movie.mp4.part"].due) == ("temp_name", None)
+    assert names(scanner.scan(100.5)) == ["fresh"]
+    assert names(scanner.scan(104.9)) == ["fresh"]
+    assert sorted(names(scanner.scan(105.0))) == ["fresh", "trip"]
+    assert [h.name for h in scanner.held_back()] == ["movie.mp4.part"]
+
+
+def test_the_hold_is_never_shorter_than_ten_settle_times(tmp_path: Path) -> None:
+    scanner = InboxScanner(tmp_path, settle=1.0, marker="", max_entries=1000, in_progress_hold=2.0)
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "a.jpg.crdownload").write_bytes(b"partial")
+    assert scanner.scan(0.0) == []
+    assert scanner.scan(9.9) == []
+    assert names(scanner.scan(10.0)) == ["copy"]
+
+
+def test_a_folder_without_its_marker_is_held_for_that_reason(tmp_path: Path) -> None:
+    scanner = InboxScanner(tmp_path, settle=0.0, marker=".ready", max_entries=1000)
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "a.jpg").write_bytes(b"1")
+    assert scanner.scan(0.0) == []
+    (held,) = scanner.held_back()
+    assert (held.name, held.reason, held.due) == ("job", "no_ready_marker", None)

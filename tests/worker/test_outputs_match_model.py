@@ -96,3 +96,29 @@ def test_ply_and_splat_hold_the_unprojected_model_output(tmp_path: Path, checkpo
     key = np.exp(np.log(rec["s"]).sum(1)) / (1 + np.exp(-v["opacity"][rows]))
     assert np.all(np.diff(key) <= 1e-6 * key[:-1])  # biggest and most opaque first
     assert torch.is_tensor(ndc.mean_vectors)
+
+
+def test_convert_of_the_daemons_ply_is_byte_identical_to_its_other_formats(
+    tmp_path: Path, checkpoint: Path
+) -> None:
+    from sharpmld.formats.registry import FORMATS, convert
+
+    src = tmp_path / "in.jpg"
+    rgb = (np.random.default_rng(1).random((240, 320, 3)) * 255).astype(np.uint8)
+    corpus.write_jpeg(src, rgb, exif=corpus.make_exif(focal_35mm=28))
+    out = tmp_path / "out"
+    out.mkdir()
+    model = load_model("tiny_sharp:create", checkpoint, "cpu")
+    request = JobRequest("t", str(out), (ImageTask("in.jpg", str(src), "in"),))
+    decoded = decode(request.images[0], out, request)
+    assert decoded.image is not None
+    # a focal length float32 cannot hold exactly, as from any real photo's EXIF
+    assert float(np.float32(decoded.image.f_px)) != decoded.image.f_px
+    write_outputs(decoded, infer(model, decoded.image), out, list(FORMATS))
+
+    again = tmp_path / "converted"
+    again.mkdir()
+    for fmt in FORMATS.values():
+        target = again / f"in{fmt.suffix}"
+        convert(out / "in.ply", target)
+        assert target.read_bytes() == (out / f"in{fmt.suffix}").read_bytes(), fmt.name
