@@ -25,9 +25,10 @@ from sharpmld.core.errors import (
     TooManyImages,
     UnsupportedType,
     format_advice,
+    unsupported_message,
 )
 from sharpmld.core.units import MB
-from sharpmld.intake.magic import HEAD_BYTES, describe_other, sniff
+from sharpmld.intake.magic import DESCRIBE_BYTES, describe_other, sniff
 from sharpmld.intake.names import JOB_TOML, is_in_progress, is_junk
 from sharpmld.intake.walk import DIR_FLAGS, OPEN_FLAGS, walk
 
@@ -86,7 +87,7 @@ def _read_head(dir_fd: int | None, name: str, limit: int) -> tuple[bytes, int] |
             return EmptyFile(format_advice(EmptyFile))
         if st.st_size > limit:
             return FileTooLarge(format_advice(FileTooLarge, max_file_mb=_mb(limit)))
-        return os.read(fd, HEAD_BYTES), st.st_size
+        return os.read(fd, DESCRIBE_BYTES), st.st_size
     finally:
         os.close(fd)
 
@@ -133,11 +134,7 @@ def _classify(
     elif size > limit:
         return Rejection(rel, FileTooLarge.code, format_advice(FileTooLarge, max_file_mb=_mb(limit)))
     if kind is None:
-        what = describe_other(head)
-        message = format_advice(UnsupportedType)
-        if what:
-            message = f"This file is {what}, not a photo. {message}"
-        return Rejection(rel, UnsupportedType.code, message)
+        return Rejection(rel, UnsupportedType.code, unsupported_message(describe_other(head, name)))
     return Candidate(rel, root_path / rel if dir_fd is not None else root_path, size, kind)
 
 

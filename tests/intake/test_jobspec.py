@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from sharpmld.core.errors import InvalidJobToml
-from sharpmld.intake.jobspec import read_jobspec
+from sharpmld.intake.jobspec import JobSpec, read_jobspec
 
 
-def read(tmp_path: Path, text: str, *, prefix: bytes = b"") -> object:
+def read(tmp_path: Path, text: str, *, prefix: bytes = b"") -> JobSpec:
     (tmp_path / "job.toml").write_bytes(prefix + text.encode("utf-8"))
     return read_jobspec(tmp_path)
 
@@ -57,7 +57,7 @@ def test_sane_numbers_are_accepted(tmp_path: Path, line: str, field: str, value:
 def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     """Older Windows Notepad saves UTF-8 with a BOM; TOML parsers reject it at line 1 column 1."""
     spec = read(tmp_path, 'priority = 7\nformats = ["ply"]\n', prefix=b"\xef\xbb\xbf")
-    assert (spec.priority, spec.formats) == (7, ["ply"])  # type: ignore[attr-defined]
+    assert (spec.priority, spec.formats) == (7, ["ply"])
 
 
 def test_bom_in_the_middle_is_still_invalid(tmp_path: Path) -> None:
