@@ -111,6 +111,10 @@ class DecodeFailed(ImageRejected):
 
     code = "decode_failed"
     advice = "The image could not be read; it may be damaged or truncated. Please export it again."
+    high_bit_depth = (
+        "This is a {bits}-bit JPEG, which sharpmld cannot read (it needs 8 bits per sample). "
+        "Export it as an 8-bit JPEG, PNG or HEIC, and drop that instead."
+    )
 
 
 class ImageTooLarge(ImageRejected):
@@ -118,6 +122,7 @@ class ImageTooLarge(ImageRejected):
 
     code = "image_too_large"
     advice = "Images must be at most {max_pixels_side} pixels on each side."
+    sized = "This one is {width}×{height}."
 
 
 class VideoTooLong(ImageRejected):

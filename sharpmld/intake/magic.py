@@ -130,3 +130,31 @@ def _has_tiff_tag(head: bytes, tag: int) -> bool:
         if int.from_bytes(head[at : at + 2], order) == tag:
             return True
     return False
+
+
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+"""JPEG start-of-frame markers (baseline, extended, progressive, lossless...): not DHT or DAC."""
+
+
+def jpeg_precision(data: bytes) -> int | None:
+    """The sample precision (8, 12, 16) in a JPEG's frame header; None when not found in ``data``.
+
+    Walks the marker segments from SOI without decoding: a 12-bit JPEG is valid, just not
+    readable by 8-bit decoders, and deserves to be named rather than called damaged.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before it
+            return None
+        if marker in _SOF_MARKERS:
+            return data[at + 4] if at + 4 < len(data) else None
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import struct
 import time
 import warnings
 from collections.abc import Callable
@@ -12,7 +14,7 @@ from typing import Any
 import numpy as np
 import pillow_heif
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, PngImagePlugin
 
 from sharpmld.core.errors import DecodeFailed, ImageTooLarge
 from sharpmld.worker import decode as images
@@ -313,3 +315,86 @@ def test_heif_opener_registered_once(tmp_path: Path, monkeypatch: pytest.MonkeyP
     load_image(path, max_pixels_side=SIDE)
     load_image(path, max_pixels_side=SIDE)
     assert len(calls) == 1 and calls[0]["thumbnails"] is False
+
+
+# -- files people really have that used to get the wrong message ------------------------------
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def twelve_bit_jpeg(sof: int, width: int = 64, height: int = 48) -> bytes:
+    """A JPEG with 12-bit samples (medical, some cameras' extended mode): SOF1 or SOF2 with
+    sample precision 12 and 16-bit quantisation tables, as libjpeg's 12-bit build writes it."""
+    jfif = _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    dqt = _segment(0xDB, b"\x10" + struct.pack(">64H", *([1] * 64)))
+    frame = _segment(sof, struct.pack(">BHHB", 12, height, width, 1) + b"\x01\x11\x00")
+    dht = _segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")
+    scan = _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    return b"\xff\xd8" + jfif + dqt + frame + dht + scan + bytes(32) + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("sof", [0xC1, 0xC2])
+def test_twelve_bit_jpeg_is_named_with_what_to_do(tmp_path: Path, sof: int) -> None:
+    path = tmp_path / "scan.jpg"
+    path.write_bytes(twelve_bit_jpeg(sof))
+    with pytest.raises(DecodeFailed) as info:
+        load_image(path, max_pixels_side=SIDE)
+    message = info.value.message
+    assert "12-bit" in message and "damaged" not in message, message
+    assert "8-bit JPEG, PNG or HEIC" in message, message
+    assert "cannot handle 12-bit layers" in info.value.details["decoder"]
+
+
+def png_with_text(*, bad_crc_on: bytes | None) -> tuple[bytes, Array]:
+    """A real PNG with a ``tEXt`` comment before its pixels, one chunk's CRC optionally broken."""
+    rgb = corpus.quadrants(24, 16)
+    buf = io.BytesIO()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "made by a scanner that writes a wrong checksum")
+    Image.fromarray(rgb).save(buf, "PNG", pnginfo=info)
+    data = bytearray(buf.getvalue())
+    if bad_crc_on is not None:
+        at = data.index(bad_crc_on)
+        length = int.from_bytes(data[at - 4 : at], "big")
+        data[at + 4 + length] ^= 0xFF
+    assert corpus.png_chunk_types(bytes(data))[:3] == [b"IHDR", b"tEXt", b"IDAT"]
+    return bytes(data), rgb
+
+
+def test_png_with_a_bad_checksum_on_a_comment_is_shown_like_browsers_do(tmp_path: Path) -> None:
+    data, rgb = png_with_text(bad_crc_on=b"tEXt")
+    path = tmp_path / "scan.png"
+    path.write_bytes(data)
+    img = load_image(path, max_pixels_side=SIDE)
+    assert np.array_equal(img.rgb, rgb)
+    assert path.read_bytes() == data  # the original is judged, never repaired in place
+
+
+@pytest.mark.parametrize("chunk", [b"IHDR", b"IDAT"])
+def test_png_with_a_bad_checksum_on_image_data_is_still_refused(tmp_path: Path, chunk: bytes) -> None:
+    data, _rgb = png_with_text(bad_crc_on=chunk)
+    path = tmp_path / "bad.png"
+    path.write_bytes(data)
+    with pytest.raises(DecodeFailed):
+        load_image(path, max_pixels_side=SIDE)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("make", "size"),
+    [
+        (lambda p: corpus.write_huge_header_png(p, 60_000, 60_000), "60000×60000"),
+        (lambda p: corpus.write_huge_header_png(p, 10_000, 50), "10000×50"),
+        (lambda p: corpus.write_bomb_png(p, 40_000), "40000×40000"),
+        (lambda p: corpus.write_bomb_png(p, 9_000), "9000×9000"),
+    ],
+)
+def test_too_large_always_names_the_size_and_the_limit(
+    tmp_path: Path, make: Callable[[Path], Path], size: str
+) -> None:
+    path = make(tmp_path / "big.png")
+    with pytest.raises(ImageTooLarge) as info:
+        load_image(path, max_pixels_side=SIDE)
+    assert size in info.value.message and str(SIDE) in info.value.message, info.value.message
