@@ -72,6 +72,10 @@ FILE_KINDS: dict[str, tuple[str, str]] = {
     "pdf": ("a PDF document", "Export the photos it holds as JPEG, PNG or HEIC files."),
     "zip": ("a ZIP archive", "Unzip it and drop the photos it holds."),
     "script": ("a script, not an image", ""),
+    "job_toml": (
+        "a job.toml (a job's settings) on its own",
+        "Put it inside the folder of photos it is for, and drop that folder.",
+    ),
 }
 """What a refused file really is, by the kind ``intake.magic.describe_other`` names, and what
 to do about it; each way out is said once, here."""

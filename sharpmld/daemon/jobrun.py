@@ -8,9 +8,7 @@ worker decodes), follows the worker's events, keeps ``progress.json`` current fo
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from sharpmld.core.errors import (
 from sharpmld.core.faults import crashpoint
 from sharpmld.core.units import MB
 from sharpmld.daemon import index_page, report
+from sharpmld.daemon.stems import output_stem as output_stem  # re-exported: callers import it here
 from sharpmld.intake.inventory import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
 from sharpmld.protocol import (
@@ -51,8 +50,6 @@ from sharpmld.queue import recovery, transitions
 from sharpmld.queue.layout import JOB_LOG, PROGRESS_FILE, Layout
 from sharpmld.queue.record import Job, utcnow
 
-_UNSAFE_STEM = re.compile(r"[^\w.-]+")
-
 OUTCOME_DONE = "done"
 OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
@@ -62,29 +59,6 @@ OUTCOME_RELEASED = "released"  # could not be closed; left in working/ for recov
 # ``attempts``) only when it ended with evidence about the job; daemon deaths are counted
 # apart (``daemon_restarts``, by recovery) and handing a job back charges nothing.
 WORKER_LOST_OUTCOMES = {"crash": "worker_crash", "timeout": "timeout", "memory": "out_of_memory"}
-
-
-def output_stem(rel: str, taken: set[str]) -> str:
-    """A safe, unique file stem for an input's outputs: ``trip/IMG 1.jpg`` -> ``trip-IMG_1``.
-
-    Safe means: no separators or control characters, never hidden, never starting with a dash.
-    """
-    # File names are limited to 255 bytes, not characters: 100 CJK characters are 300 bytes.
-    # 180 bytes leave room for "-N", the atomic writer's temp prefix and the longest suffix.
-    max_bytes = 180
-    parts = unicodedata.normalize("NFC", rel).split("/")
-    parts[-1] = parts[-1].rsplit(".", 1)[0] if "." in parts[-1][1:] else parts[-1]
-    stem = "-".join(_UNSAFE_STEM.sub("_", p).strip("._") for p in parts if p)
-    # A leading dash would read as an option to shell tools (``rm -rf_--help.ply``), a leading
-    # dot would hide the file; both are dropped, whatever they sit in front of.
-    stem = stem.lstrip("-._")[:100]
-    stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", "ignore") or "image"
-    candidate, n = stem, 2
-    while candidate.casefold() in taken:  # casefold: "Straße" and "STRASSE" may be one name
-        candidate = f"{stem}-{n}"
-        n += 1
-    taken.add(candidate.casefold())
-    return candidate
 
 
 @dataclass
@@ -101,6 +75,7 @@ class JobRun:
     images: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    job_toml: str | None = None  # the settings file read, named in result.json as used
     outcome: str = ""
     error: SharpmldError | None = None
     inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
@@ -120,7 +95,8 @@ class JobRun:
         """Validate what can be validated without decoding; None means the job already failed."""
         cfg = self.config
         try:
-            self.spec = read_jobspec(self.job.input_dir) if self.job.record.source == "folder" else JobSpec()
+            folder = self.job.record.source == "folder"  # a loose file's job.toml is no settings
+            self.spec = read_jobspec(self.job.input_dir) if folder else JobSpec()
             found = inventory(
                 self.job.input_dir,
                 max_file_bytes=int(cfg.get("limits", "max_file_mb") * MB),
@@ -129,6 +105,7 @@ class JobRun:
                 max_depth=int(cfg.get("limits", "max_depth")),
                 max_entries=int(cfg.get("limits", "max_entries")),
                 max_video_bytes=int(cfg.get("video", "max_mb") * MB) if cfg.get("video", "enabled") else 0,
+                settings_file=folder,
             )
         except JobFailed as exc:
             self.fail(exc)
@@ -137,7 +114,9 @@ class JobRun:
         self.rejected = [
             {"source": r.rel, "code": r.code, "message": r.message} for r in found.rejected if r.rel != marker
         ]
-        self.ignored = list(found.ignored)
+        # The ready marker is a signal, not an input: ignored, but still named like all clutter.
+        self.ignored = sorted([*found.ignored, *(r.rel for r in found.rejected if r.rel == marker)])
+        self.job_toml = found.settings
         if not found.images:
             self.fail(NoValidImages())
             return None
@@ -374,7 +353,7 @@ class JobRun:
             "finished_at": utcnow(),
             "duration_seconds": round(time.time() - self.started, 3),
             "engine": self.engine,
-            "settings": {"formats": self.formats, "f_px_override": self.spec.f_px},
+            "settings": {"formats": self.formats, "f_px_override": self.spec.f_px, "job_toml": self.job_toml},
             "images": self.images,
             "rejected": self.rejected,
             "ignored": self.ignored,

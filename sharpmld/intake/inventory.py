@@ -60,6 +60,7 @@ class Inventory:
     rejected: list[Rejection] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     total_bytes: int = 0
+    settings: str | None = None  # the job.toml that was read as the job's settings, if any
 
 
 def _mb(n: int) -> str:
@@ -147,11 +148,14 @@ def inventory(
     max_depth: int = 8,
     max_entries: int = 10_000,
     max_video_bytes: int = 0,
+    settings_file: bool = True,
 ) -> Inventory:
     """List a job's usable images, per-file rejections and ignored clutter; never decode.
 
     Job-level limits raise (TooManyEntries, JobTooLarge, TooManyImages); per-file problems
     become Rejections so that the rest of the job goes on. A plain-file root is a one-image job.
+    ``settings_file`` says whether a top-level ``job.toml`` is the job's settings (a dropped
+    folder's) or a file that arrived on its own, which is then refused with its reason.
     """
     inv = Inventory()
     root_st = os.lstat(root)
@@ -159,8 +163,10 @@ def inventory(
         if is_junk(root.name) or is_in_progress(root.name):
             inv.ignored.append(root.name)
             return inv
-        result = _classify(root.name, str(root), root_st, None, root, max_file_bytes, max_video_bytes)
-        _add(inv, result)
+        if root.name == JOB_TOML:
+            _add(inv, _lone_job_toml(root.name))
+        else:
+            _add(inv, _classify(root.name, str(root), root_st, None, root, max_file_bytes, max_video_bytes))
         return _check_job(inv, max_job_bytes, max_images)
 
     root_fd = os.open(root, DIR_FLAGS)
@@ -176,7 +182,13 @@ def inventory(
                 continue
             if depth > max_depth:
                 raise TooManyEntries(format_advice(TooManyEntries), max_depth=max_depth)
-            if stat.S_ISDIR(st.st_mode) or (depth == 1 and name == JOB_TOML):
+            if depth == 1 and name == JOB_TOML:
+                if settings_file:
+                    inv.settings = rel  # read (and validated) by jobspec, never an input
+                else:
+                    _add(inv, _lone_job_toml(rel))
+                continue
+            if stat.S_ISDIR(st.st_mode):
                 continue
             _add(inv, _classify(rel, name, st, dir_fd, root, max_file_bytes, max_video_bytes))
     finally:
@@ -186,6 +198,11 @@ def inventory(
     inv.rejected.sort(key=lambda r: r.rel)
     inv.ignored.sort()
     return _check_job(inv, max_job_bytes, max_images)
+
+
+def _lone_job_toml(rel: str) -> Rejection:
+    """A job.toml dropped by itself: settings for no photos, refused and said why."""
+    return Rejection(rel, UnsupportedType.code, unsupported_message("job_toml"))
 
 
 def _add(inv: Inventory, result: Candidate | Rejection | None) -> None:

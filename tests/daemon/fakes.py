@@ -172,11 +172,12 @@ class Rig:
         return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def make_config(root: Path, **queue: Any) -> config.Config:
+def make_config(root: Path, *, intake: dict[str, Any] | None = None, **queue: Any) -> config.Config:
     """Fast settling, no metrics server, no notifications; ``queue`` overrides [queue]."""
     root.mkdir(parents=True, exist_ok=True)
+    fast = {"settle_seconds": 0.5, "scan_interval_seconds": 1.0, "observer": "polling"}
     data = {
-        "intake": {"settle_seconds": 0.5, "scan_interval_seconds": 1.0, "observer": "polling"},
+        "intake": {**fast, **(intake or {})},
         "metrics": {"enabled": False},
         "queue": {"heartbeat_seconds": 5.0, "shutdown_grace_seconds": 30.0, **queue},
     }
@@ -184,11 +185,13 @@ def make_config(root: Path, **queue: Any) -> config.Config:
     return config.load(root=root, environ={})
 
 
-def make_rig(tmp_path: Path, *, watcher_failures: int = 0, **queue: Any) -> Rig:
+def make_rig(
+    tmp_path: Path, *, watcher_failures: int = 0, intake: dict[str, Any] | None = None, **queue: Any
+) -> Rig:
     root = tmp_path / "root"
     worker = FakeWorker()
     watcher = FakeWatcher(failures=watcher_failures)
-    daemon = Daemon(make_config(root, **queue), supervisor=worker, watcher=watcher)
+    daemon = Daemon(make_config(root, intake=intake, **queue), supervisor=worker, watcher=watcher)
     rig = Rig(root=root, daemon=daemon, worker=worker, watcher=watcher)
     daemon.start(rig.now)
     assert daemon.hasher.done.wait(10), "the checkpoint digest never finished"
