@@ -27,34 +27,6 @@ def _pillow(fmt: str, **kwargs: object) -> Callable[[Path], None]:
     return write
 
 
-def _tiff_ifd(entries: list[tuple[int, int, int, bytes]], *, big_endian: bool = False) -> bytes:
-    """A one-IFD TIFF: ``(tag, type, count, value-or-offset bytes)`` entries, sorted by tag."""
-    e = ">" if big_endian else "<"
-    head = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(e + "I", 8)
-    body = struct.pack(e + "H", len(entries))
-    for tag, kind, count, value in sorted(entries):
-        body += struct.pack(e + "HHI", tag, kind, count) + value.ljust(4, b"\x00")
-    return head + body + struct.pack(e + "I", 0)
-
-
-def write_dng(path: Path) -> None:
-    """A DNG's first IFD: a TIFF whose tags include DNGVersion (0xC612) = 1.4.0.0."""
-    short = lambda v: struct.pack("<H", v)  # noqa: E731
-    long_ = lambda v: struct.pack("<I", v)  # noqa: E731
-    entries = [
-        (0x00FE, 4, 1, long_(1)),  # NewSubFileType: a reduced-resolution preview
-        (0x0100, 4, 1, long_(256)),  # ImageWidth
-        (0x0101, 4, 1, long_(171)),  # ImageLength
-        (0x0103, 3, 1, short(1)),  # Compression: none
-        (0x0106, 3, 1, short(2)),  # PhotometricInterpretation: RGB
-        (0x010F, 2, 4, b"Cam\x00"),  # Make
-        (0xC612, 1, 4, bytes((1, 4, 0, 0))),  # DNGVersion
-        (0xC613, 1, 4, bytes((1, 1, 0, 0))),  # DNGBackwardVersion
-    ]
-    data = _tiff_ifd(entries)
-    path.write_bytes(data + bytes(4096))
-
-
 def write_cr2(path: Path) -> None:
     """Canon CR2: a TIFF header followed by "CR", major version 2."""
     path.write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(512))
@@ -71,7 +43,7 @@ def write_jxl_container(path: Path) -> None:
 
 
 KINDS: list[tuple[str, Callable[[Path], object], str]] = [
-    ("photo.dng", write_dng, "RAW"),
+    ("photo.dng", corpus.write_dng, "RAW"),
     ("IMG_0001.CR2", write_cr2, "RAW"),
     ("scan.tif", _pillow("TIFF"), "TIFF"),
     ("anim.gif", _pillow("GIF"), "GIF"),
@@ -101,7 +73,7 @@ def test_image_types_we_do_not_read_are_named_with_what_to_do(
 
 def test_a_dng_is_named_raw_whatever_its_name(tmp_path: Path) -> None:
     """A DNG is told from a plain TIFF by its DNGVersion tag; other TIFF-based RAWs by name."""
-    write_dng(tmp_path / "renamed.tif")
+    corpus.write_dng(tmp_path / "renamed.tif")
     _pillow("TIFF")(tmp_path / "plain.tif")
     _pillow("TIFF")(tmp_path / "DSC_0001.NEF")
     found = inventory(tmp_path, max_file_bytes=20 * MB, max_job_bytes=100 * MB, max_images=10)
@@ -113,7 +85,7 @@ def test_a_dng_is_named_raw_whatever_its_name(tmp_path: Path) -> None:
 
 def test_big_endian_dng_is_named_raw(tmp_path: Path) -> None:
     entries = [(0x0100, 4, 1, struct.pack(">I", 64)), (0xC612, 1, 4, bytes((1, 6, 0, 0)))]
-    (tmp_path / "be.dng").write_bytes(_tiff_ifd(entries, big_endian=True) + bytes(64))
+    (tmp_path / "be.dng").write_bytes(corpus.tiff_ifd(entries, big_endian=True) + bytes(64))
     (rejected,) = inventory(tmp_path, max_file_bytes=MB, max_job_bytes=MB, max_images=1).rejected
     assert "RAW" in rejected.message
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import math
-import struct
 import time
 import warnings
 from collections.abc import Callable
@@ -14,7 +12,7 @@ from typing import Any
 import numpy as np
 import pillow_heif
 import pytest
-from PIL import Image, ImageFile, PngImagePlugin
+from PIL import Image, ImageFile
 
 from sharpmld.core.errors import DecodeFailed, ImageTooLarge
 from sharpmld.worker import decode as images
@@ -320,25 +318,10 @@ def test_heif_opener_registered_once(tmp_path: Path, monkeypatch: pytest.MonkeyP
 # -- files people really have that used to get the wrong message ------------------------------
 
 
-def _segment(marker: int, body: bytes) -> bytes:
-    return b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body
-
-
-def twelve_bit_jpeg(sof: int, width: int = 64, height: int = 48) -> bytes:
-    """A JPEG with 12-bit samples (medical, some cameras' extended mode): SOF1 or SOF2 with
-    sample precision 12 and 16-bit quantisation tables, as libjpeg's 12-bit build writes it."""
-    jfif = _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
-    dqt = _segment(0xDB, b"\x10" + struct.pack(">64H", *([1] * 64)))
-    frame = _segment(sof, struct.pack(">BHHB", 12, height, width, 1) + b"\x01\x11\x00")
-    dht = _segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")
-    scan = _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
-    return b"\xff\xd8" + jfif + dqt + frame + dht + scan + bytes(32) + b"\xff\xd9"
-
-
 @pytest.mark.parametrize("sof", [0xC1, 0xC2])
 def test_twelve_bit_jpeg_is_named_with_what_to_do(tmp_path: Path, sof: int) -> None:
     path = tmp_path / "scan.jpg"
-    path.write_bytes(twelve_bit_jpeg(sof))
+    path.write_bytes(corpus.twelve_bit_jpeg(sof))
     with pytest.raises(DecodeFailed) as info:
         load_image(path, max_pixels_side=SIDE)
     message = info.value.message
@@ -347,24 +330,8 @@ def test_twelve_bit_jpeg_is_named_with_what_to_do(tmp_path: Path, sof: int) -> N
     assert "cannot handle 12-bit layers" in info.value.details["decoder"]
 
 
-def png_with_text(*, bad_crc_on: bytes | None) -> tuple[bytes, Array]:
-    """A real PNG with a ``tEXt`` comment before its pixels, one chunk's CRC optionally broken."""
-    rgb = corpus.quadrants(24, 16)
-    buf = io.BytesIO()
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Comment", "made by a scanner that writes a wrong checksum")
-    Image.fromarray(rgb).save(buf, "PNG", pnginfo=info)
-    data = bytearray(buf.getvalue())
-    if bad_crc_on is not None:
-        at = data.index(bad_crc_on)
-        length = int.from_bytes(data[at - 4 : at], "big")
-        data[at + 4 + length] ^= 0xFF
-    assert corpus.png_chunk_types(bytes(data))[:3] == [b"IHDR", b"tEXt", b"IDAT"]
-    return bytes(data), rgb
-
-
 def test_png_with_a_bad_checksum_on_a_comment_is_shown_like_browsers_do(tmp_path: Path) -> None:
-    data, rgb = png_with_text(bad_crc_on=b"tEXt")
+    data, rgb = corpus.png_with_text(bad_crc_on=b"tEXt")
     path = tmp_path / "scan.png"
     path.write_bytes(data)
     img = load_image(path, max_pixels_side=SIDE)
@@ -374,7 +341,7 @@ def test_png_with_a_bad_checksum_on_a_comment_is_shown_like_browsers_do(tmp_path
 
 @pytest.mark.parametrize("chunk", [b"IHDR", b"IDAT"])
 def test_png_with_a_bad_checksum_on_image_data_is_still_refused(tmp_path: Path, chunk: bytes) -> None:
-    data, _rgb = png_with_text(bad_crc_on=chunk)
+    data, _rgb = corpus.png_with_text(bad_crc_on=chunk)
     path = tmp_path / "bad.png"
     path.write_bytes(data)
     with pytest.raises(DecodeFailed):
