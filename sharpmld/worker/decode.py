@@ -151,22 +151,19 @@ def _starts_like_png(path: Path) -> bool:
         return sniff(f.read(HEAD_BYTES)) == "png"
 
 
-def _png_source(path: Path) -> Path | io.BytesIO:
-    """The PNG to decode: the file itself, or a copy in memory without ancillary chunks whose
+def _png_source(path: Path) -> Path | bytes:
+    """The PNG to decode: the file itself, or its bytes without the ancillary chunks whose
     checksum is wrong (the original on disk is never changed)."""
     fixed = without_bad_ancillary(path.read_bytes())
-    return path if fixed is None else io.BytesIO(fixed[0])
+    return path if fixed is None else fixed[0]
 
 
-def _verify_png(source: Path | io.BytesIO) -> None:
+def _verify_png(source: Path | bytes) -> None:
     """Check every chunk's CRC: Pillow's decoder skips IDAT checksums and would turn a
-    corrupted PNG into garbage pixels (and a garbage splat) instead of an error."""
-    if isinstance(source, io.BytesIO):
-        source.seek(0)
-    with Image.open(source, formats=("PNG",)) as check:
+    corrupted PNG into garbage pixels (and a garbage splat) instead of an error. A stream of
+    its own, so the image being decoded keeps its file position."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=("PNG",)) as check:
         check.verify()
-    if isinstance(source, io.BytesIO):
-        source.seek(0)
 
 
 def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None = None) -> LoadedImage:
@@ -179,21 +176,22 @@ def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None 
     _ensure_heif()
     Image.MAX_IMAGE_PIXELS = max_pixels_side * max_pixels_side
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    feed: Path | io.BytesIO = path
+    data: Path | bytes = path
     with warnings.catch_warnings():
         # Metadata warnings are not actionable; a bomb warning must stop the decode.
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             if _starts_like_png(path):
-                feed = _png_source(path)
+                data = _png_source(path)
+            feed = io.BytesIO(data) if isinstance(data, bytes) else data
             with Image.open(feed, formats=ACCEPTED_FORMATS) as im:
                 width, height = im.size
                 if width > max_pixels_side or height > max_pixels_side:
                     raise too_large(max_pixels_side, (width, height))
                 fmt = "heif" if im.format == "HEIF" else "png" if im.format == "PNG" else "jpeg"
                 if fmt == "png":
-                    _verify_png(feed)
+                    _verify_png(data)
                 orientation, f35, focal = _read_exif(im)
                 im.load()
                 if fmt == "heif":
@@ -209,7 +207,7 @@ def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None 
         except SharpmldError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise too_large(max_pixels_side, declared_size(feed, ACCEPTED_FORMATS), decoder=str(exc)) from exc
+            raise too_large(max_pixels_side, declared_size(data, ACCEPTED_FORMATS), decoder=str(exc)) from exc
         except MemoryError:
             raise
         except UnidentifiedImageError as exc:

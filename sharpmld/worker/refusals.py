@@ -53,15 +53,13 @@ def _plugin_reason(head: bytes, kind: str | None) -> str:
     return ""
 
 
-def declared_size(source: Path | io.BytesIO, formats: tuple[str, ...]) -> tuple[int, int] | None:
+def declared_size(source: Path | bytes, formats: tuple[str, ...]) -> tuple[int, int] | None:
     """The size a file's header claims, read with Pillow's pixel guard off (no pixel is decoded),
     to name it when the guard refused the file before our own check could."""
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
-        if isinstance(source, io.BytesIO):
-            source.seek(0)
-        with Image.open(source, formats=formats) as im:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=formats) as im:
             return im.size
     except Exception:
         return None
