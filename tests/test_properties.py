@@ -22,7 +22,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sharpmld.daemon.jobrun import output_stem
+from sharpmld.daemon.stems import output_stem
 from sharpmld.intake.scanner import STALE_IN_PROGRESS, InboxScanner
 from sharpmld.queue.jobid import MAX_SLUG, is_job_id, new_job_id, slug
 
@@ -107,6 +107,7 @@ def test_output_stems_are_safe_unique_and_bounded(rels: list[str]) -> None:
         assert "/" not in stem and "\\" not in stem and "\x00" not in stem
         assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in stem), repr(stem)
         assert not stem.startswith("."), repr(stem)  # a dot-name would be hidden, and ignored
+        assert not stem.startswith("-"), repr(stem)  # would read as an option to shell tools
         assert unicodedata.is_normalized("NFC", stem), repr(stem)
         assert len(stem.encode("utf-8")) <= STEM_MAX_BYTES, len(stem.encode("utf-8"))
 
@@ -124,6 +125,10 @@ def test_output_stem_examples() -> None:
     assert output_stem("trip/IMG 1.jpg", taken) == "trip-IMG_1"
     assert output_stem("Cafe\u0301.jpg", taken) == "Caf\u00e9"
     assert output_stem("Caf\u00e9.png", taken) == "Caf\u00e9-2"
+    assert output_stem("-n.jpg", taken) == "n"
+    assert output_stem("-rf --help.jpg", taken) == "rf_--help"
+    assert output_stem("--/-x.png", taken) == "x"
+    assert output_stem("-.jpg", taken) == "image"
     assert output_stem("写" * 85 + "/" + "真" * 83 + ".jpg", taken).encode().__len__() <= 180
 
 

@@ -19,7 +19,7 @@ def predict(
 
     ``formats`` (already checked) replaces the configuration's ``[outputs] formats``.
     """
-    from sharpmld.daemon.jobrun import output_stem
+    from sharpmld.daemon.stems import output_stem
     from sharpmld.protocol import ImageTask, JobRequest
     from sharpmld.worker.model import load_model
     from sharpmld.worker.pipeline import add_previews, decode, infer, write_outputs

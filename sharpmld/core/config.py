@@ -11,6 +11,7 @@ Where the root and the file come from, first match wins:
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -247,6 +248,9 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
     choices = CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{source}: '{name}' must be one of {', '.join(choices)}; got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        # nan compares false with everything: without this it passes every range check below.
+        raise ConfigError(f"{source}: '{name}' must be a finite number ({help_text}); got {value!r}")
     if (section, key) in POSITIVE and value <= 0:
         raise ConfigError(f"{source}: '{name}' must be greater than 0; got {value!r}")
     if isinstance(value, int | float) and value < 0:

@@ -52,6 +52,41 @@ class UnsupportedType(ImageRejected):
 
     code = "unsupported_type"
     advice = "Please upload JPEG, PNG, or HEIC images."
+    named = "This file is {what}; sharpmld reads JPEG, PNG and HEIC photos. {how}"
+
+
+_EXPORT = "Export or save it as JPEG, PNG or HEIC, and drop that instead."
+FILE_KINDS: dict[str, tuple[str, str]] = {
+    "raw": (
+        "a RAW camera file (such as DNG, CR2, NEF or ARW)",
+        "Export it as JPEG or HEIC from your camera's app or photo editor, and drop that instead.",
+    ),
+    "tiff": ("a TIFF image", _EXPORT),
+    "gif": ("a GIF image", _EXPORT),
+    "bmp": ("a BMP image", _EXPORT),
+    "webp": ("a WebP image", _EXPORT),
+    "avif": ("an AVIF image", _EXPORT),
+    "jxl": ("a JPEG XL image", _EXPORT),
+    "jp2": ("a JPEG 2000 image", _EXPORT),
+    "psd": ("a Photoshop document (PSD)", _EXPORT),
+    "pdf": ("a PDF document", "Export the photos it holds as JPEG, PNG or HEIC files."),
+    "zip": ("a ZIP archive", "Unzip it and drop the photos it holds."),
+    "script": ("a script, not an image", ""),
+    "job_toml": (
+        "a job.toml (a job's settings) on its own",
+        "Put it inside the folder of photos it is for, and drop that folder.",
+    ),
+}
+"""What a refused file really is, by the kind ``intake.magic.describe_other`` names, and what
+to do about it; each way out is said once, here."""
+
+
+def unsupported_message(kind: str | None) -> str:
+    """The person-facing reason for an unsupported file: named when its kind is known."""
+    if kind not in FILE_KINDS:
+        return UnsupportedType.advice
+    what, how = FILE_KINDS[kind]
+    return UnsupportedType.named.format(what=what, how=how).strip()
 
 
 class EmptyFile(ImageRejected):
@@ -80,6 +115,10 @@ class DecodeFailed(ImageRejected):
 
     code = "decode_failed"
     advice = "The image could not be read; it may be damaged or truncated. Please export it again."
+    high_bit_depth = (
+        "This is a {bits}-bit JPEG, which sharpmld cannot read (it needs 8 bits per sample). "
+        "Export it as an 8-bit JPEG, PNG or HEIC, and drop that instead."
+    )
 
 
 class ImageTooLarge(ImageRejected):
@@ -87,6 +126,7 @@ class ImageTooLarge(ImageRejected):
 
     code = "image_too_large"
     advice = "Images must be at most {max_pixels_side} pixels on each side."
+    sized = "This one is {width}×{height}."
 
 
 class VideoTooLong(ImageRejected):

@@ -10,9 +10,7 @@ Which tries count against the job is decided in ``attempts``; what the job leave
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +25,7 @@ from sharpmld.core.errors import (
 )
 from sharpmld.core.units import MB
 from sharpmld.daemon import attempts, report, results
+from sharpmld.daemon.stems import output_stem
 from sharpmld.intake.inventory import inventory
 from sharpmld.intake.jobspec import JobSpec, read_jobspec
 from sharpmld.protocol import (
@@ -45,30 +44,11 @@ from sharpmld.queue import recovery, transitions
 from sharpmld.queue.layout import JOB_LOG, Layout
 from sharpmld.queue.record import Job
 
-_UNSAFE_STEM = re.compile(r"[^\w.-]+")
-
 OUTCOME_DONE = "done"
 OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
 OUTCOME_RELEASED = "released"  # could not be closed; left in working/ for recovery
-
-
-def output_stem(rel: str, taken: set[str]) -> str:
-    """A safe, unique file stem for an input's outputs: ``trip/IMG 1.jpg`` -> ``trip-IMG_1``."""
-    # File names are limited to 255 bytes, not characters: 100 CJK characters are 300 bytes.
-    # 180 bytes leave room for "-N", the atomic writer's temp prefix and the longest suffix.
-    max_bytes = 180
-    parts = unicodedata.normalize("NFC", rel).split("/")
-    parts[-1] = parts[-1].rsplit(".", 1)[0] if "." in parts[-1][1:] else parts[-1]
-    stem = "-".join(_UNSAFE_STEM.sub("_", p).strip("._") for p in parts if p)[:100]
-    stem = stem.encode("utf-8")[:max_bytes].decode("utf-8", "ignore") or "image"
-    candidate, n = stem, 2
-    while candidate.casefold() in taken:  # casefold: "Straße" and "STRASSE" may be one name
-        candidate = f"{stem}-{n}"
-        n += 1
-    taken.add(candidate.casefold())
-    return candidate
 
 
 @dataclass
@@ -85,6 +65,7 @@ class JobRun:
     images: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    job_toml: str | None = None  # the settings file read, named in result.json as used
     outcome: str = ""
     error: SharpmldError | None = None
     inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
@@ -104,7 +85,8 @@ class JobRun:
         """Validate what can be validated without decoding; None means the job already failed."""
         cfg = self.config
         try:
-            self.spec = read_jobspec(self.job.input_dir) if self.job.record.source == "folder" else JobSpec()
+            folder = self.job.record.source == "folder"  # a loose file's job.toml is no settings
+            self.spec = read_jobspec(self.job.input_dir) if folder else JobSpec()
             found = inventory(
                 self.job.input_dir,
                 max_file_bytes=int(cfg.get("limits", "max_file_mb") * MB),
@@ -113,6 +95,7 @@ class JobRun:
                 max_depth=int(cfg.get("limits", "max_depth")),
                 max_entries=int(cfg.get("limits", "max_entries")),
                 max_video_bytes=int(cfg.get("video", "max_mb") * MB) if cfg.get("video", "enabled") else 0,
+                settings_file=folder,
             )
         except JobFailed as exc:
             self.fail(exc)
@@ -121,7 +104,9 @@ class JobRun:
         self.rejected = [
             {"source": r.rel, "code": r.code, "message": r.message} for r in found.rejected if r.rel != marker
         ]
-        self.ignored = list(found.ignored)
+        # The ready marker is a signal, not an input: ignored, but still named like all clutter.
+        self.ignored = sorted([*found.ignored, *(r.rel for r in found.rejected if r.rel == marker)])
+        self.job_toml = found.settings
         if not found.images:
             self.fail(NoValidImages())
             return None
@@ -284,7 +269,7 @@ class JobRun:
             state,
             started=self.started,
             engine=self.engine,
-            settings={"formats": self.formats, "f_px_override": self.spec.f_px},
+            settings={"formats": self.formats, "f_px_override": self.spec.f_px, "job_toml": self.job_toml},
             images=self.images,
             rejected=self.rejected,
             ignored=self.ignored,

@@ -25,9 +25,10 @@ from sharpmld.core.errors import (
     TooManyImages,
     UnsupportedType,
     format_advice,
+    unsupported_message,
 )
 from sharpmld.core.units import MB
-from sharpmld.intake.magic import HEAD_BYTES, describe_other, sniff
+from sharpmld.intake.magic import DESCRIBE_BYTES, describe_other, sniff
 from sharpmld.intake.names import JOB_TOML, is_in_progress, is_junk
 from sharpmld.intake.walk import DIR_FLAGS, OPEN_FLAGS, walk
 
@@ -59,6 +60,7 @@ class Inventory:
     rejected: list[Rejection] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     total_bytes: int = 0
+    settings: str | None = None  # the job.toml that was read as the job's settings, if any
 
 
 def _mb(n: int) -> str:
@@ -86,7 +88,7 @@ def _read_head(dir_fd: int | None, name: str, limit: int) -> tuple[bytes, int] |
             return EmptyFile(format_advice(EmptyFile))
         if st.st_size > limit:
             return FileTooLarge(format_advice(FileTooLarge, max_file_mb=_mb(limit)))
-        return os.read(fd, HEAD_BYTES), st.st_size
+        return os.read(fd, DESCRIBE_BYTES), st.st_size
     finally:
         os.close(fd)
 
@@ -133,11 +135,7 @@ def _classify(
     elif size > limit:
         return Rejection(rel, FileTooLarge.code, format_advice(FileTooLarge, max_file_mb=_mb(limit)))
     if kind is None:
-        what = describe_other(head)
-        message = format_advice(UnsupportedType)
-        if what:
-            message = f"This file is {what}, not a photo. {message}"
-        return Rejection(rel, UnsupportedType.code, message)
+        return Rejection(rel, UnsupportedType.code, unsupported_message(describe_other(head, name)))
     return Candidate(rel, root_path / rel if dir_fd is not None else root_path, size, kind)
 
 
@@ -150,11 +148,14 @@ def inventory(
     max_depth: int = 8,
     max_entries: int = 10_000,
     max_video_bytes: int = 0,
+    settings_file: bool = True,
 ) -> Inventory:
     """List a job's usable images, per-file rejections and ignored clutter; never decode.
 
     Job-level limits raise (TooManyEntries, JobTooLarge, TooManyImages); per-file problems
     become Rejections so that the rest of the job goes on. A plain-file root is a one-image job.
+    ``settings_file`` says whether a top-level ``job.toml`` is the job's settings (a dropped
+    folder's) or a file that arrived on its own, which is then refused with its reason.
     """
     inv = Inventory()
     root_st = os.lstat(root)
@@ -162,8 +163,10 @@ def inventory(
         if is_junk(root.name) or is_in_progress(root.name):
             inv.ignored.append(root.name)
             return inv
-        result = _classify(root.name, str(root), root_st, None, root, max_file_bytes, max_video_bytes)
-        _add(inv, result)
+        if root.name == JOB_TOML:
+            _add(inv, _lone_job_toml(root.name))
+        else:
+            _add(inv, _classify(root.name, str(root), root_st, None, root, max_file_bytes, max_video_bytes))
         return _check_job(inv, max_job_bytes, max_images)
 
     root_fd = os.open(root, DIR_FLAGS)
@@ -179,7 +182,13 @@ def inventory(
                 continue
             if depth > max_depth:
                 raise TooManyEntries(format_advice(TooManyEntries), max_depth=max_depth)
-            if stat.S_ISDIR(st.st_mode) or (depth == 1 and name == JOB_TOML):
+            if depth == 1 and name == JOB_TOML:
+                if settings_file:
+                    inv.settings = rel  # read (and validated) by jobspec, never an input
+                else:
+                    _add(inv, _lone_job_toml(rel))
+                continue
+            if stat.S_ISDIR(st.st_mode):
                 continue
             _add(inv, _classify(rel, name, st, dir_fd, root, max_file_bytes, max_video_bytes))
     finally:
@@ -189,6 +198,11 @@ def inventory(
     inv.rejected.sort(key=lambda r: r.rel)
     inv.ignored.sort()
     return _check_job(inv, max_job_bytes, max_images)
+
+
+def _lone_job_toml(rel: str) -> Rejection:
+    """A job.toml dropped by itself: settings for no photos, refused and said why."""
+    return Rejection(rel, UnsupportedType.code, unsupported_message("job_toml"))
 
 
 def _add(inv: Inventory, result: Candidate | Rejection | None) -> None:

@@ -11,6 +11,7 @@ It is read by the daemon (TOML only, never image content) and capped in size.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,14 @@ from sharpmld.core.errors import InvalidJobToml, format_advice
 from sharpmld.intake.names import JOB_TOML
 
 MAX_BYTES = 64 * 1024
+
+BOM = "\ufeff"
+"""Older Windows Notepad and some editors start UTF-8 files with it; TOML parsers refuse it."""
+
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
+F_PX_RANGE = (1.0, 1_000_000.0)
+"""From a 1-pixel focal length to a long telephoto on a large sensor, with room to spare."""
+VIDEO_FRAMES_RANGE = (1, 64)
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,8 @@ def read_jobspec(folder: Path) -> JobSpec:
     if st.st_size > MAX_BYTES:
         raise _invalid(f"job.toml is larger than {MAX_BYTES // 1024} KB")
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text.removeprefix(BOM))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _invalid(f"it is not valid TOML ({exc})") from None
     return parse(data)
@@ -63,21 +73,34 @@ def parse(data: dict[str, Any]) -> JobSpec:
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise _invalid(f"unknown key '{unknown[0]}' (known: {', '.join(KEYS)})")
-    priority = data.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise _invalid("'priority' must be a whole number, e.g. priority = 10")
+    priority = _whole(data.get("priority", 0), "priority", PRIORITY_RANGE, "priority = 10")
     f_px = data.get("f_px")
-    if f_px is not None and (isinstance(f_px, bool) or not isinstance(f_px, int | float) or f_px <= 0):
-        raise _invalid("'f_px' must be a positive number of pixels, e.g. f_px = 1450.0")
+    if f_px is not None:
+        f_px = _number(f_px, "f_px", F_PX_RANGE, "f_px = 1450.0")
     formats = data.get("formats")
     if formats is not None:
         formats = check_formats(formats, "'formats'")
     frames = data.get("video_frames")
-    if frames is not None and (
-        isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= 64
-    ):
-        raise _invalid("'video_frames' must be a whole number from 1 to 64, e.g. video_frames = 8")
-    return JobSpec(priority, float(f_px) if f_px is not None else None, formats, frames)
+    if frames is not None:
+        frames = _whole(frames, "video_frames", VIDEO_FRAMES_RANGE, "video_frames = 8")
+    return JobSpec(priority, f_px, formats, frames)
+
+
+def _whole(value: Any, key: str, bounds: tuple[int, int], example: str) -> int:
+    """A TOML integer inside ``bounds`` (TOML booleans are Python ints: never a number here)."""
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(f"'{key}' must be a whole number from {low} to {high}, got {value!r}; e.g. {example}")
+    return value
+
+
+def _number(value: Any, key: str, bounds: tuple[float, float], example: str) -> float:
+    """A finite TOML number inside ``bounds``; nan and inf compare false, so test them first."""
+    low, high = bounds
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        raise _invalid(f"'{key}' must be a number from {low:g} to {high:g}, got {value!r}; e.g. {example}")
+    return float(value)
 
 
 def check_formats(formats: Any, what: str) -> list[str]:

@@ -11,6 +11,7 @@ by hand. Orientation is applied for all eight EXIF values, where ml-sharp handle
 
 from __future__ import annotations
 
+import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from sharpmld.core.errors import DecodeFailed, ImageTooLarge, SharpmldError, format_advice
+from sharpmld.core.errors import DecodeFailed, SharpmldError
 from sharpmld.core.fsio import atomic_writer
 from sharpmld.intake.magic import HEAD_BYTES, sniff
+from sharpmld.worker.png_chunks import without_bad_ancillary
+from sharpmld.worker.refusals import declared_size, decode_message, too_large, unidentified_message
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "HEIF")
 """The only decoders the worker lets Pillow try, whatever else is installed (AVIF, TIFF...)."""
@@ -143,37 +146,24 @@ def _to_rgb(im: Image.Image) -> np.ndarray[Any, np.dtype[np.uint8]]:
     return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
 
 
-def _unidentified_message(path: Path) -> str:
-    """Pillow hides why no decoder accepted a file; the magic bytes tell damage from mislabel."""
-    try:
-        with open(path, "rb") as f:
-            kind = sniff(f.read(HEAD_BYTES))
-    except OSError:
-        kind = None
-    if kind is not None:
-        name = {"jpeg": "JPEG", "png": "PNG", "heif": "HEIC"}[kind]
-        return f"The file starts like a {name} image but its header is damaged. Export it again."
-    return "The file is not a JPEG, PNG or HEIC image that can be read."
+def _starts_like_png(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return sniff(f.read(HEAD_BYTES)) == "png"
 
 
-def _verify_png(path: Path) -> None:
+def _png_source(path: Path) -> Path | bytes:
+    """The PNG to decode: the file itself, or its bytes without the ancillary chunks whose
+    checksum is wrong (the original on disk is never changed)."""
+    fixed = without_bad_ancillary(path.read_bytes())
+    return path if fixed is None else fixed[0]
+
+
+def _verify_png(source: Path | bytes) -> None:
     """Check every chunk's CRC: Pillow's decoder skips IDAT checksums and would turn a
-    corrupted PNG into garbage pixels (and a garbage splat) instead of an error."""
-    with Image.open(path, formats=("PNG",)) as check:
+    corrupted PNG into garbage pixels (and a garbage splat) instead of an error. A stream of
+    its own, so the image being decoded keeps its file position."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=("PNG",)) as check:
         check.verify()
-
-
-def _decode_message(exc: BaseException, path: Path) -> str:
-    text = str(exc).strip()
-    lowered = text.lower()
-    if isinstance(exc, UnidentifiedImageError):
-        return _unidentified_message(path)
-    if isinstance(exc, EOFError) or "truncated" in lowered or "premature end" in lowered:
-        return "The image is truncated (the file ends early). Please copy or export it again."
-    if "crc" in lowered or "checksum" in lowered:
-        return "The image data is corrupted (a checksum does not match). Please export it again."
-    detail = f" (decoder said: {text[:200]})" if text else ""
-    return f"{format_advice(DecodeFailed)}{detail}"
 
 
 def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None = None) -> LoadedImage:
@@ -186,21 +176,22 @@ def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None 
     _ensure_heif()
     Image.MAX_IMAGE_PIXELS = max_pixels_side * max_pixels_side
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    too_large = format_advice(ImageTooLarge, max_pixels_side=max_pixels_side)
+    data: Path | bytes = path
     with warnings.catch_warnings():
         # Metadata warnings are not actionable; a bomb warning must stop the decode.
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(path, formats=ACCEPTED_FORMATS) as im:
+            if _starts_like_png(path):
+                data = _png_source(path)
+            feed = io.BytesIO(data) if isinstance(data, bytes) else data
+            with Image.open(feed, formats=ACCEPTED_FORMATS) as im:
                 width, height = im.size
                 if width > max_pixels_side or height > max_pixels_side:
-                    raise ImageTooLarge(
-                        f"{too_large} This one is {width}×{height}.", width=width, height=height
-                    )
+                    raise too_large(max_pixels_side, (width, height))
                 fmt = "heif" if im.format == "HEIF" else "png" if im.format == "PNG" else "jpeg"
                 if fmt == "png":
-                    _verify_png(path)
+                    _verify_png(data)
                 orientation, f35, focal = _read_exif(im)
                 im.load()
                 if fmt == "heif":
@@ -216,11 +207,14 @@ def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None 
         except SharpmldError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageTooLarge(too_large, decoder=str(exc)) from exc
+            raise too_large(max_pixels_side, declared_size(data, ACCEPTED_FORMATS), decoder=str(exc)) from exc
         except MemoryError:
             raise
+        except UnidentifiedImageError as exc:
+            message, reason = unidentified_message(path)
+            raise DecodeFailed(message, decoder=reason or repr(exc)[:300]) from exc
         except Exception as exc:  # any decoder failure on untrusted bytes rejects the image
-            raise DecodeFailed(_decode_message(exc, path), decoder=repr(exc)[:300]) from exc
+            raise DecodeFailed(decode_message(exc), decoder=repr(exc)[:300]) from exc
     out_h, out_w = int(rgb.shape[0]), int(rgb.shape[1])
     f_px, f35_used, source = focal_px(out_w, out_h, f35, focal)
     if f_px_override is not None:

@@ -451,3 +451,15 @@ def test_stop_grace_must_be_shorter_than_the_lease_timeout() -> None:
 
 def test_a_longer_lease_timeout_allows_a_longer_stop_grace() -> None:
     validate({"queue": {"lease_timeout_seconds": 1200.0, "shutdown_grace_seconds": 600.0}}, "test.toml")
+
+
+FLOAT_KEYS = [(s, k) for s, k in ALL_KEYS if float in DEFAULTS[s][k][1]]
+
+
+@pytest.mark.parametrize(("section", "key"), FLOAT_KEYS)
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nan_and_infinity_are_refused_naming_the_key(section: str, key: str, value: float) -> None:
+    """nan compares false with everything, so ``value <= 0`` let it through as a valid timeout."""
+    message = refuse({section: {key: value}})
+    assert f"'{section}.{key}'" in message
+    assert repr(value) in message

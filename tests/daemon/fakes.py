@@ -176,13 +176,9 @@ def make_config(root: Path, *, intake: dict[str, Any] | None = None, **queue: An
     """Fast settling, no metrics server, no notifications; ``queue`` overrides [queue] and
     ``intake`` adds to [intake]."""
     root.mkdir(parents=True, exist_ok=True)
+    fast = {"settle_seconds": 0.5, "scan_interval_seconds": 1.0, "observer": "polling"}
     data = {
-        "intake": {
-            "settle_seconds": 0.5,
-            "scan_interval_seconds": 1.0,
-            "observer": "polling",
-            **(intake or {}),
-        },
+        "intake": {**fast, **(intake or {})},
         "metrics": {"enabled": False},
         "queue": {"heartbeat_seconds": 5.0, "shutdown_grace_seconds": 30.0, **queue},
     }

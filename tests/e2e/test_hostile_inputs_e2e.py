@@ -203,6 +203,7 @@ class Kind:
     ignored: tuple[str, ...] = ()  # names result.json lists as ignored clutter
     linux_only: bool = False  # needs a case- and normalisation-sensitive filesystem
     details: dict[str, Any] = field(default_factory=dict)  # expected error.json details
+    said: tuple[tuple[str, str], ...] = ()  # (source, words its message in result.json holds)
 
 
 NO_IMAGES = "no_valid_images"
@@ -348,6 +349,7 @@ KINDS: tuple[Kind, ...] = (
         "failed",
         NO_IMAGES,
         (("huge.png", "image_too_large"),),
+        said=(("huge.png", "100000×100000"),),
     ),
     Kind(
         "JPEG frame header declaring 65500×65500",
@@ -356,6 +358,7 @@ KINDS: tuple[Kind, ...] = (
         "failed",
         NO_IMAGES,
         (("huge.jpg", "image_too_large"),),
+        said=(("huge.jpg", "65500×65500"),),
     ),
     Kind(
         "decompression bomb (20000×20000 1-bit PNG, ~35 KB)",
@@ -364,6 +367,7 @@ KINDS: tuple[Kind, ...] = (
         "failed",
         NO_IMAGES,
         (("bomb.png", "image_too_large"),),
+        said=(("bomb.png", "20000×20000"),),
     ),
     Kind(
         f"file over max_file_mb ({MAX_FILE_MB} MB)",
@@ -563,7 +567,64 @@ KINDS: tuple[Kind, ...] = (
         NO_IMAGES,
         ignored=(".DS_Store", "._x.jpg", "Thumbs.db", "__MACOSX", "desktop.ini"),
     ),
+    # Images people really have, named for what they are.
+    Kind(
+        "12-bit JPEG",
+        "jpeg-12-bit",
+        folder({"scan.jpg": _bytes(corpus.twelve_bit_jpeg())}),
+        "failed",
+        NO_IMAGES,
+        (("scan.jpg", "decode_failed"),),
+        said=(("scan.jpg", "12-bit JPEG"), ("scan.jpg", "8-bit JPEG, PNG or HEIC")),
+    ),
+    Kind(
+        "DNG raw file",
+        "dng",
+        folder({"IMG_0001.DNG": _plain(corpus.write_dng)}),
+        "failed",
+        NO_IMAGES,
+        (("IMG_0001.DNG", "unsupported_type"),),
+        said=(("IMG_0001.DNG", "RAW"),),
+    ),
+    Kind(
+        "PNG with a bad checksum on its text comment only",
+        "png-bad-text-crc",
+        folder({"scan.png": _bytes(corpus.png_with_text(bad_crc_on=b"tEXt")[0])}),
+        "done",
+        images=("scan.png",),
+    ),
+    Kind(
+        "photos whose names start with a dash",
+        "dash-names",
+        folder({"-n.jpg": JPEG, "-rf --help.jpg": JPEG}),
+        "done",
+        images=("-n.jpg", "-rf --help.jpg"),
+    ),
     # job.toml.
+    Kind(
+        "a job.toml dropped on its own",
+        "job.toml",
+        _bytes(b"priority = 1\n"),
+        "failed",
+        NO_IMAGES,
+        (("job.toml", "unsupported_type"),),
+        said=(("job.toml", "folder"),),
+    ),
+    Kind(
+        "job.toml with f_px = nan",
+        "toml-nan",
+        folder({"p.jpg": JPEG, "job.toml": _bytes(b"f_px = nan\n")}),
+        "failed",
+        "invalid_job_toml",
+        details={"problem": "'f_px' must be a number from 1 to 1e+06, got nan; e.g. f_px = 1450.0"},
+    ),
+    Kind(
+        "job.toml saved with a UTF-8 byte-order mark",
+        "toml-bom",
+        folder({"p.jpg": JPEG, "job.toml": _bytes(b"\xef\xbb\xbfpriority = 2\n")}),
+        "done",
+        images=("p.jpg",),
+    ),
     Kind(
         "job.toml that is not TOML",
         "toml-invalid",
@@ -796,6 +857,12 @@ def check_kind(
             path = job / image["outputs"][fmt]["path"]
             if path.parent != job or not path.is_file():
                 out.append(f"{label}: missing or misplaced output {path}")
+            if path.name.startswith(("-", ".")):
+                out.append(f"{label}: output {path.name!r} would read as an option or be hidden")
+    messages = {r["source"]: r["message"] for r in result["rejected"]}
+    for source, words in kind.said:
+        if words not in messages.get(source, ""):
+            out.append(f"{label}: {source}'s message {messages.get(source)!r} does not say {words!r}")
     if state == "failed":
         error = json.loads((job / "error.json").read_text())
         text = (job / "ERROR.txt").read_text() if (job / "ERROR.txt").is_file() else ""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pillow_heif
-from PIL import Image, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin
 
 # Four flat colours in the four quadrants: every flip or rotation moves at least one corner.
 QUADRANT_COLOURS = ((230, 20, 20), (20, 200, 20), (20, 20, 230), (240, 240, 20))
@@ -225,3 +225,64 @@ def png_chunk_types(data: bytes) -> list[bytes]:
         kinds.append(data[pos + 4 : pos + 8])
         pos += 12 + length
     return kinds
+
+
+# -- files people really have that sharpmld once named wrongly --------------------------------
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def twelve_bit_jpeg(sof: int = 0xC1, width: int = 64, height: int = 48) -> bytes:
+    """A JPEG with 12-bit samples (medical, some cameras' extended mode): SOF1 or SOF2 with
+    sample precision 12 and 16-bit quantisation tables, as libjpeg's 12-bit build writes it.
+    Pillow cannot write one, so the bytes are laid out here."""
+    jfif = _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    dqt = _segment(0xDB, b"\x10" + struct.pack(">64H", *([1] * 64)))
+    frame = _segment(sof, struct.pack(">BHHB", 12, height, width, 1) + b"\x01\x11\x00")
+    dht = _segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")
+    scan = _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
+    return b"\xff\xd8" + jfif + dqt + frame + dht + scan + bytes(32) + b"\xff\xd9"
+
+
+def png_with_text(*, bad_crc_on: bytes | None) -> tuple[bytes, np.ndarray[Any, np.dtype[np.uint8]]]:
+    """A real PNG with a ``tEXt`` comment before its pixels, one chunk's CRC optionally broken."""
+    rgb = quadrants(24, 16)
+    buf = io.BytesIO()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "made by a scanner that writes a wrong checksum")
+    Image.fromarray(rgb).save(buf, "PNG", pnginfo=info)
+    data = bytearray(buf.getvalue())
+    if bad_crc_on is not None:
+        at = data.index(bad_crc_on)
+        length = int.from_bytes(data[at - 4 : at], "big")
+        data[at + 4 + length] ^= 0xFF
+    assert png_chunk_types(bytes(data))[:3] == [b"IHDR", b"tEXt", b"IDAT"]
+    return bytes(data), rgb
+
+
+def tiff_ifd(entries: list[tuple[int, int, int, bytes]], *, big_endian: bool = False) -> bytes:
+    """A one-IFD TIFF: ``(tag, type, count, value-or-offset bytes)`` entries, sorted by tag."""
+    e = ">" if big_endian else "<"
+    head = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(e + "I", 8)
+    body = struct.pack(e + "H", len(entries))
+    for tag, kind, count, value in sorted(entries):
+        body += struct.pack(e + "HHI", tag, kind, count) + value.ljust(4, b"\x00")
+    return head + body + struct.pack(e + "I", 0)
+
+
+def write_dng(path: Path) -> Path:
+    """A DNG's first IFD: a TIFF whose tags include DNGVersion (0xC612) = 1.4.0.0."""
+    entries = [
+        (0x00FE, 4, 1, struct.pack("<I", 1)),  # NewSubFileType: a reduced-resolution preview
+        (0x0100, 4, 1, struct.pack("<I", 256)),  # ImageWidth
+        (0x0101, 4, 1, struct.pack("<I", 171)),  # ImageLength
+        (0x0103, 3, 1, struct.pack("<H", 1)),  # Compression: none
+        (0x0106, 3, 1, struct.pack("<H", 2)),  # PhotometricInterpretation: RGB
+        (0x010F, 2, 4, b"Cam\x00"),  # Make
+        (0xC612, 1, 4, bytes((1, 4, 0, 0))),  # DNGVersion
+        (0xC613, 1, 4, bytes((1, 1, 0, 0))),  # DNGBackwardVersion
+    ]
+    path.write_bytes(tiff_ifd(entries) + bytes(4096))
+    return path

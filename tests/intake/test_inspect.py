@@ -152,7 +152,7 @@ def test_inventory_sorts_and_classifies(tmp_path: Path) -> None:
     assert [r.rel for r in result.rejected] == sorted(codes)
     messages = {r.rel: r.message for r in result.rejected}
     assert "PDF" in messages["doc.jpg"] and "ZIP" in messages["zip.jpg"]
-    assert "JPEG, PNG, or HEIC" in messages["run.jpg"]
+    assert "script" in messages["run.jpg"] and "JPEG, PNG and HEIC" in messages["run.jpg"]
     assert sorted(result.ignored) == sorted([*ignored, ".hidden", "IMG.jpg.part"])
     assert result.ignored == sorted(result.ignored)
     assert all(r != "job.toml" for r in result.ignored)

@@ -313,3 +313,55 @@ def test_heif_opener_registered_once(tmp_path: Path, monkeypatch: pytest.MonkeyP
     load_image(path, max_pixels_side=SIDE)
     load_image(path, max_pixels_side=SIDE)
     assert len(calls) == 1 and calls[0]["thumbnails"] is False
+
+
+# -- files people really have that used to get the wrong message ------------------------------
+
+
+@pytest.mark.parametrize("sof", [0xC1, 0xC2])
+def test_twelve_bit_jpeg_is_named_with_what_to_do(tmp_path: Path, sof: int) -> None:
+    path = tmp_path / "scan.jpg"
+    path.write_bytes(corpus.twelve_bit_jpeg(sof))
+    with pytest.raises(DecodeFailed) as info:
+        load_image(path, max_pixels_side=SIDE)
+    message = info.value.message
+    assert "12-bit" in message and "damaged" not in message, message
+    assert "8-bit JPEG, PNG or HEIC" in message, message
+    assert "cannot handle 12-bit layers" in info.value.details["decoder"]
+
+
+def test_png_with_a_bad_checksum_on_a_comment_is_shown_like_browsers_do(tmp_path: Path) -> None:
+    data, rgb = corpus.png_with_text(bad_crc_on=b"tEXt")
+    path = tmp_path / "scan.png"
+    path.write_bytes(data)
+    img = load_image(path, max_pixels_side=SIDE)
+    assert np.array_equal(img.rgb, rgb)
+    assert path.read_bytes() == data  # the original is judged, never repaired in place
+
+
+@pytest.mark.parametrize("chunk", [b"IHDR", b"IDAT"])
+def test_png_with_a_bad_checksum_on_image_data_is_still_refused(tmp_path: Path, chunk: bytes) -> None:
+    data, _rgb = corpus.png_with_text(bad_crc_on=chunk)
+    path = tmp_path / "bad.png"
+    path.write_bytes(data)
+    with pytest.raises(DecodeFailed):
+        load_image(path, max_pixels_side=SIDE)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("make", "size"),
+    [
+        (lambda p: corpus.write_huge_header_png(p, 60_000, 60_000), "60000×60000"),
+        (lambda p: corpus.write_huge_header_png(p, 10_000, 50), "10000×50"),
+        (lambda p: corpus.write_bomb_png(p, 40_000), "40000×40000"),
+        (lambda p: corpus.write_bomb_png(p, 9_000), "9000×9000"),
+    ],
+)
+def test_too_large_always_names_the_size_and_the_limit(
+    tmp_path: Path, make: Callable[[Path], Path], size: str
+) -> None:
+    path = make(tmp_path / "big.png")
+    with pytest.raises(ImageTooLarge) as info:
+        load_image(path, max_pixels_side=SIDE)
+    assert size in info.value.message and str(SIDE) in info.value.message, info.value.message
