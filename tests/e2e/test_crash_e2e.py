@@ -102,7 +102,7 @@ def test_kill_at_random_moments_loses_nothing(
             # The point fired least so far, so rare points (adopted) get more chances.
             least = min(fired.values())
             point = rng.choice([p for p in CRASHPOINTS if fired[p] == least])
-            extra["SHARPMLD_CRASHPOINTS"] = f"{point}:0.5"
+            extra["SHARPMLD_CRASHPOINTS"] = f"{point}:1.0"  # at its first pass: every armed round counts
             lifetime = 8.0  # long enough to reach the point; the daemon usually dies sooner
         else:
             lifetime = rng.uniform(1.0, 6.0)  # a plain kill at a random moment
