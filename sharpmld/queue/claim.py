@@ -29,7 +29,9 @@ def claim(layout: Layout, name: str, owner: Owner, *, priority: int = 0) -> Job 
     job_id = new_job_id(name, is_file=not is_dir)
     record = JobRecord(job_id, name, "folder" if is_dir else "file", priority=priority)
 
-    staging = fsio.temp_name_for(layout.working / job_id)
+    # Named for its owner: until the lease is written inside, the name is the only evidence
+    # the orphan sweep has of whether the daemon preparing it still lives.
+    staging = fsio.temp_name_for(layout.working / f"{owner.tag()}-{job_id}")
     staging.mkdir()
     job_dir = layout.working / job_id
     try:

@@ -9,8 +9,10 @@ the lease timeout.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +42,25 @@ class Owner:
         """Whether this owner, on this host, still runs (pid and start time both match)."""
         started = _start_time(self.pid)
         return started > 0 and abs(started - self.started) < 1.0
+
+    def tag(self) -> str:
+        """A short name-safe mark of this owner, for folders made before a lease can be."""
+        return f"o{_host_mark(self.host)}.{self.pid}.{self.started:.1f}"
+
+    @classmethod
+    def from_tag(cls, name: str) -> Owner | None:
+        """The owner a ``tag()`` in ``name`` names, if it is of this host (else None)."""
+        found = _TAG.search(name)
+        if found is None or found["host"] != _host_mark(socket.gethostname()):
+            return None
+        return cls(socket.gethostname(), int(found["pid"]), float(found["started"]))
+
+
+_TAG = re.compile(r"o(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.(?P<started>\d+\.\d)-")
+
+
+def _host_mark(host: str) -> str:
+    return hashlib.sha256(host.encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
 def _start_time(pid: int) -> float:

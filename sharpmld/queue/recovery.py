@@ -58,13 +58,17 @@ def find_orphans(layout: Layout, *, lease_timeout: float) -> Iterator[Path]:
 def _staging_abandoned(path: Path, *, lease_timeout: float) -> bool:
     """Whether a claim's staging folder was left by a crash, not one being prepared right now.
 
-    ``claim`` creates the folder before it writes the lease into it, so a folder without a
-    lease may belong to a daemon that is between those two steps: it is abandoned only once it
-    is older than the lease timeout. With a lease, its creator decides, as for a job.
+    With a lease inside, its creator decides, as for a job. ``claim`` creates the folder before
+    it writes the lease, so a folder without one may belong to a daemon between those two
+    steps: the owner its name carries decides when it is of this host; otherwise (another
+    host, an older name) it is abandoned only once older than the lease timeout.
     """
     lease = read_lease(path)
     if lease is not None:
         return owner_is_gone(lease, lease_timeout=lease_timeout)
+    creator = Owner.from_tag(path.name)
+    if creator is not None:
+        return not creator.is_alive()
     try:
         st = path.stat()
     except OSError:

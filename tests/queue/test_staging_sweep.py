@@ -63,3 +63,23 @@ def test_a_staging_folder_of_a_dead_creator_is_swept(layout: Layout) -> None:
     write_lease(path, Owner(Owner.current().host, 2**22 + 7, 1.0))  # no such process
     sweep(layout)
     assert not path.exists()
+
+
+def test_a_claim_names_its_staging_folder_for_its_owner(layout: Layout) -> None:
+    me = Owner.current()
+    name = fsio.temp_name_for(layout.working / f"{me.tag()}-20260101-000000-kitchen-abcd").name
+    assert Owner.from_tag(name) == Owner(me.host, me.pid, round(me.started, 1))
+    assert Owner.from_tag(name.replace(me.tag()[1:9], "00000000")) is None  # another host's
+
+
+def test_a_staging_folder_without_a_lease_whose_named_creator_died_is_swept_at_once(
+    layout: Layout,
+) -> None:
+    dead = Owner(Owner.current().host, 2**22 + 7, 1.0)  # no such process
+    gone = fsio.temp_name_for(layout.working / f"{dead.tag()}-20260101-000000-kitchen-abcd")
+    gone.mkdir()
+    mine = fsio.temp_name_for(layout.working / f"{Owner.current().tag()}-20260101-000000-den-abcd")
+    mine.mkdir()
+    sweep(layout)
+    assert not gone.exists(), "a dead daemon's half-made claim stayed behind"
+    assert mine.is_dir()
