@@ -1,8 +1,13 @@
-"""The 3DGS ``.ply`` exactly as ml-sharp's ``save_ply`` lays it out.
+"""The 3DGS ``.ply``, in one of two layouts that share the same vertex element byte for byte.
 
-Viewers and tools written for ml-sharp read its extra elements (camera intrinsics, image size,
-disparity range, colour space, version), so the file must match that layout byte for byte in
-its header and element order, not merely be "a valid PLY". The header is written by hand and
+* ``"3dgs"`` (the default): the vertex element alone, the layout every 3DGS viewer reads.
+  Web viewers such as antimatter15/splat and gsplat.js take any element after the vertex
+  table for more vertex properties and fail on ml-sharp's metadata, so it is left out.
+* ``"ml-sharp"``: exactly as ml-sharp's ``save_ply`` lays it out, with its extra elements
+  (camera intrinsics, image size, disparity range, colour space, version) after the vertices,
+  for ml-sharp's own tools; header and element order match byte for byte.
+
+The header is written by hand and
 the vertex table in one ``write`` of a packed structured array: going through ``plyfile`` for
 writing would copy the 66 MB table once more for a full-size scene.
 
@@ -53,6 +58,10 @@ _NCOLS = len(VERTEX_PROPERTIES)
 # passes are memory-bound), and steps run on a few threads, since numpy releases the GIL.
 _CHUNK = 1 << 16
 _THREADS = max(1, min(4, os.cpu_count() or 1))
+
+LAYOUTS = ("3dgs", "ml-sharp")
+"""The ``[outputs] ply_layout`` values; the first is the default."""
+DEFAULT_LAYOUT = LAYOUTS[0]
 
 COLOR_SPACE_SRGB = 0
 FORMAT_VERSION = (1, 5, 0)
@@ -173,10 +182,11 @@ def _meta_values(records: npt.NDArray[np.void], meta: SceneMeta) -> list[npt.NDA
 
 
 def _header(n: int, meta_values: list[npt.NDArray[Any]]) -> bytes:
-    """The ASCII header, spelled the way plyfile writes it."""
+    """The ASCII header, spelled the way plyfile writes it (no metadata: vertex-only)."""
     lines = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     lines += [f"property float {name}" for name in VERTEX_PROPERTIES]
-    for (name, ply_type, _), values in zip(_META_LAYOUT, meta_values, strict=True):
+    layout = _META_LAYOUT if meta_values else ()
+    for (name, ply_type, _), values in zip(layout, meta_values, strict=True):
         lines += [f"element {name} {values.size}", f"property {ply_type} {name}"]
     lines.append("end_header")
     return ("\n".join(lines) + "\n").encode("ascii")
@@ -190,10 +200,19 @@ def _check_records(records: npt.NDArray[Any]) -> None:
         )
 
 
-def write_ply(path: Path, records: npt.NDArray[np.void], meta: SceneMeta) -> None:
-    """Write ``records`` and ``meta`` as an ml-sharp 3DGS ``.ply``, atomically."""
+def write_ply(
+    path: Path, records: npt.NDArray[np.void], meta: SceneMeta | None, layout: str = DEFAULT_LAYOUT
+) -> None:
+    """Write ``records`` as a 3DGS ``.ply`` in ``layout``, atomically.
+
+    ``meta`` (the camera) is only stored by the ``"ml-sharp"`` layout, which needs it.
+    """
     _check_records(records)
-    meta_values = _meta_values(records, meta)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown ply layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    if layout == "ml-sharp" and meta is None:
+        raise ValueError("the ml-sharp .ply layout needs the camera metadata (f_px, image size)")
+    meta_values = _meta_values(records, meta) if layout == "ml-sharp" and meta is not None else []
     tail = b"".join(v.tobytes() for v in meta_values)
     body = np.ascontiguousarray(records).view(np.uint8)
     with atomic_writer(path) as f:
@@ -270,8 +289,10 @@ def from_vertex_records(records: npt.NDArray[np.void]) -> Gaussians:
     )
 
 
-def read_ply(path: Path) -> tuple[Gaussians, SceneMeta]:
-    """Read an ml-sharp 3DGS ``.ply``; ValueError if it is not one (names what is missing)."""
-    ply = _load(path)
-    meta = _meta_of(ply, path)
-    return from_vertex_records(_records_of(ply)), meta
+def read_ply(path: Path) -> tuple[Gaussians, SceneMeta | None]:
+    """Read a 3DGS ``.ply`` of either layout; ValueError if it is not one (names what is missing).
+
+    The camera comes back only from an ml-sharp layout (None for a vertex-only file).
+    """
+    records, meta = read_ply_records(path)
+    return from_vertex_records(records), meta

@@ -1,9 +1,11 @@
 """Niantic's ``.spz``: gzip-compressed, quantised Gaussians, about a tenth of the ``.ply``.
 
 Written from the format description in Niantic's spz repository (README "File Format" and
-``src/cc/load-spz.cc`` / ``splat-utils.h``), as version 3, the newest version that is gzip
-based (version 4 needs zstd, which the Python standard library lacks before 3.14). Readers of
-every current version read version 3.
+``src/cc/load-spz.cc`` / ``splat-utils.h``), as version 2 (the default) or 3, the two gzip
+based versions (version 4 needs zstd, which the Python standard library lacks before 3.14).
+They differ only in the rotations block. Version 2 is the default because it opens in the
+most viewers: GaussianSplats3D 0.4.7 reads version 2 only, while Spark, Babylon and
+PlayCanvas read both (``[outputs] spz_version`` picks 3).
 
 Layout: one gzip stream over a 16-byte little-endian header followed by the attributes, each
 as a separate block for all N Gaussians (not interleaved), in this order:
@@ -18,7 +20,9 @@ alphas         N            round(sigmoid(opacity logit) × 255)
 colors         N × 3        round(f_dc × 0.15 × 255 + 0.5 × 255): the SH DC coefficient, scaled
                             by 0.15 (not SH_C0) so slightly out-of-gamut colours survive
 scales         N × 3        round((log scale + 10) × 16)
-rotations      N × 4        "smallest three": the unit quaternion (x, y, z, w order), sign
+rotations v2   N × 3        the unit quaternion (x, y, z, w order), negated if w < 0, as
+                            ``round(c × 127.5 + 127.5)`` for x, y, z; readers derive w >= 0
+rotations v3   N × 4        "smallest three": the unit quaternion (x, y, z, w order), sign
                             chosen so its largest component is positive; a u32 holding the
                             largest component's index in bits 30-31 and the other three, in
                             x, y, z, w order from the high bits down, as sign bit + 9-bit
@@ -40,7 +44,9 @@ Precision of a write/read round trip (what :data:`~sharpmld.formats.registry.FOR
 positions ±1/8192 (within ±2048 units; beyond that they are clamped), log scales ±1/32 (so
 ±3.2 % relative, for scales within e^-10 .. e^5.94; others are clamped), opacity ±1/510,
 the sRGB DC colour ±SH_C0/76.5 (≤ 0.0084 in linear RGB) for colours in [0, 1], and
-quaternion components ±0.0021 up to the overall sign (q and -q are the same rotation).
+quaternion components ±0.0021 (v3) up to the overall sign (q and -q are the same rotation).
+Version 2 stores x, y, z to ±1/255, and the derived w loses precision as it nears 0 (up to
+±0.12 for w = 0): the reason version 3 exists.
 """
 
 from __future__ import annotations
@@ -59,7 +65,10 @@ from sharpmld.formats.gaussians import F32, Gaussians, SceneMeta
 from sharpmld.formats.ply import SH_C0, VERTEX_DTYPE, VERTEX_PROPERTIES, srgb_to_linear
 
 MAGIC = 0x5053474E
-VERSION = 3
+VERSIONS = (2, 3)
+"""The versions written (``[outputs] spz_version``); all of 1-3 are read."""
+VERSION = 2
+"""The default version written: the one the most viewers open (see the module docstring)."""
 FRACTIONAL_BITS = 12
 COLOR_SCALE = 0.15
 """SPZ's scale for the SH DC coefficient (``colorScale`` in the reference), deliberately not SH_C0."""
@@ -121,10 +130,30 @@ def _smallest_three(rot_wxyz: F32) -> npt.NDArray[np.uint8]:
     return out
 
 
-def spz_payload(records: npt.NDArray[np.void], antialiased: bool = False) -> bytes:
-    """The uncompressed SPZ v3 content (header + attribute blocks) for a vertex table."""
+def _xyz_w_positive(rot_wxyz: F32) -> npt.NDArray[np.uint8]:
+    """Quaternions (n, 4) in the ``.ply``'s w, x, y, z order -> SPZ v2's 3 bytes each.
+
+    Normalised (an unusable one becomes the identity, as for v3), negated when w < 0 so that
+    readers can take w = +sqrt(1 - x² - y² - z²), then x, y, z as ``c × 127.5 + 127.5``.
+    """
+    q = np.empty_like(rot_wxyz)
+    q[:, 0:3] = rot_wxyz[:, 1:4]
+    q[:, 3] = rot_wxyz[:, 0]
+    norm = np.sqrt(np.einsum("ij,ij->i", q, q))
+    bad = ~(np.isfinite(norm) & (norm > 0))
+    q[bad] = (0.0, 0.0, 0.0, 1.0)
+    norm[bad] = 1.0
+    q /= norm[:, None]
+    q[q[:, 3] < 0] *= np.float32(-1)
+    return _round_bytes(q[:, 0:3] * np.float32(127.5) + np.float32(127.5))
+
+
+def spz_payload(records: npt.NDArray[np.void], antialiased: bool = False, version: int = VERSION) -> bytes:
+    """The uncompressed SPZ content (header + attribute blocks) of ``version`` for a vertex table."""
     if records.dtype != VERTEX_DTYPE or records.ndim != 1:
         raise ValueError(f"expected a 1-D VERTEX_DTYPE array, got {records.dtype}")
+    if version not in VERSIONS:
+        raise ValueError(f"SPZ version {version!r} cannot be written; choose one of {VERSIONS}")
     n = len(records)
     if n >= 1 << 32:
         raise ValueError(f"{n} Gaussians do not fit SPZ's 32-bit count")
@@ -134,9 +163,10 @@ def spz_payload(records: npt.NDArray[np.void], antialiased: bool = False) -> byt
         alphas = _round_bytes(np.float32(1.0) / (np.float32(1.0) + np.exp(-t[:, 6])) * np.float32(255.0))
         colors = _round_bytes(t[:, 3:6] * np.float32(COLOR_SCALE * 255.0) + np.float32(0.5 * 255.0))
         scales = _round_bytes((t[:, 7:10] + np.float32(10.0)) * np.float32(16.0))
-        rotations = _smallest_three(t[:, 10:14])
+        rot = t[:, 10:14]
+        rotations = _smallest_three(rot) if version == 3 else _xyz_w_positive(rot)
     flags = FLAG_ANTIALIASED if antialiased else 0
-    header = HEADER.pack(MAGIC, VERSION, n, 0, FRACTIONAL_BITS, flags, 0)
+    header = HEADER.pack(MAGIC, version, n, 0, FRACTIONAL_BITS, flags, 0)
     return b"".join(
         [
             header,
@@ -149,14 +179,16 @@ def spz_payload(records: npt.NDArray[np.void], antialiased: bool = False) -> byt
     )
 
 
-def spz_bytes(records: npt.NDArray[np.void]) -> bytes:
+def spz_bytes(records: npt.NDArray[np.void], version: int = VERSION) -> bytes:
     """The ``.spz`` file content: the payload gzipped (mtime 0, so equal input, equal bytes)."""
-    return gzip.compress(spz_payload(records), compresslevel=GZIP_LEVEL, mtime=0)
+    return gzip.compress(spz_payload(records, version=version), compresslevel=GZIP_LEVEL, mtime=0)
 
 
-def write_spz(path: Path, records: npt.NDArray[np.void], meta: SceneMeta | None = None) -> None:
+def write_spz(
+    path: Path, records: npt.NDArray[np.void], meta: SceneMeta | None = None, version: int = VERSION
+) -> None:
     """Write the ``.spz`` of ``records`` to ``path`` atomically (``meta`` has no place in SPZ)."""
-    data = spz_bytes(records)
+    data = spz_bytes(records, version)
     with atomic_writer(path) as f:
         f.write(data)
 

@@ -1,4 +1,7 @@
-"""The ml-sharp ``.ply``: layout, values and metadata, read back by plyfile and by us."""
+"""The ml-sharp ``.ply`` layout: values and metadata, read back by plyfile and by us.
+
+The vertex-only default layout is checked against this one in ``test_layouts.py``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from sharpmld.formats.ply import (
     SH_C0,
     VERTEX_DTYPE,
     VERTEX_PROPERTIES,
+    from_vertex_records,
     linear_to_srgb,
     read_ply,
     read_ply_records,
@@ -39,7 +43,7 @@ def random_gaussians(n: int, seed: int = 0) -> Gaussians:
 
 def written(tmp_path: Path, g: Gaussians, meta: SceneMeta = META) -> Path:
     path = tmp_path / "scene.ply"
-    write_ply(path, to_vertex_records(g), meta)
+    write_ply(path, to_vertex_records(g), meta, layout="ml-sharp")
     return path
 
 
@@ -143,7 +147,7 @@ def test_read_ply_round_trip(tmp_path: Path) -> None:
 def test_raw_records_read_back_unchanged(tmp_path: Path) -> None:
     records = to_vertex_records(random_gaussians(300))
     path = tmp_path / "a.ply"
-    write_ply(path, records, META)
+    write_ply(path, records, META, layout="ml-sharp")
     again, meta = read_ply_records(path)
     assert again.tobytes() == records.tobytes()
     assert meta == META
@@ -199,8 +203,9 @@ def test_other_trainers_layout_is_reduced_to_ours(tmp_path: Path) -> None:
     PlyData([PlyElement.describe(other, "vertex")]).write(str(path))
     got, meta = read_ply_records(path)
     assert got.tobytes() == records.tobytes() and meta is None
-    with pytest.raises(ValueError, match="camera metadata"):
-        read_ply(path)
+    back, meta = read_ply(path)
+    assert meta is None
+    np.testing.assert_array_equal(back.means, from_vertex_records(records).means)
 
 
 def test_wrong_record_dtype_is_refused(tmp_path: Path) -> None:

@@ -159,17 +159,23 @@ def test_splat_transform_decodes_our_spz(splat_transform: SplatTransform, tmp_pa
     np.testing.assert_allclose(back.colors, own.colors, atol=1e-5)
 
 
-def test_splat_transform_packs_the_same_bytes(splat_transform: SplatTransform, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_splat_transform_packs_the_same_bytes(
+    splat_transform: SplatTransform, tmp_path: Path, version: int
+) -> None:
     records = to_vertex_records(source(5000, seed=12))
     src = tmp_path / "scene.ply"
     write_ply(src, records, META)
     theirs = tmp_path / "theirs.spz"
-    splat_transform.run("-w", src, "--spz-version", "3", theirs)
+    splat_transform.run("-w", src, "--spz-version", str(version), theirs)
     expected = turned_about_x(records) if splat_transform.rub_on_disk else records
-    assert gzip.decompress(theirs.read_bytes()) == spz_payload(expected)
+    assert gzip.decompress(theirs.read_bytes()) == spz_payload(expected, version=version)
 
 
-def test_edge_values_pack_the_same_bytes(splat_transform: SplatTransform, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_edge_values_pack_the_same_bytes(
+    splat_transform: SplatTransform, tmp_path: Path, version: int
+) -> None:
     """Clamped bytes, exact halves, tied and unnormalised quaternions, far positions."""
     rng = np.random.default_rng(13)
     n = 4000
@@ -190,9 +196,9 @@ def test_edge_values_pack_the_same_bytes(splat_transform: SplatTransform, tmp_pa
     src = tmp_path / "edges.ply"
     write_ply(src, records, META)
     theirs = tmp_path / "theirs.spz"
-    splat_transform.run("-w", src, "--spz-version", "3", theirs)
+    splat_transform.run("-w", src, "--spz-version", str(version), theirs)
     expected = turned_about_x(records) if splat_transform.rub_on_disk else records
-    assert gzip.decompress(theirs.read_bytes()) == spz_payload(expected)
+    assert gzip.decompress(theirs.read_bytes()) == spz_payload(expected, version=version)
 
 
 def test_version_4_is_refused_by_name(splat_transform: SplatTransform, tmp_path: Path) -> None:
@@ -213,7 +219,7 @@ def test_layout_of_a_hand_computed_gaussian() -> None:
     # A quaternion whose largest component (y) is negative: stored negated, y's index in the
     # top bits, then x, z, w as sign + 9-bit magnitudes, x highest.
     records[1] = (0.0,) * 10 + (0.5, 0.1, -0.8, 0.3)
-    data = spz_payload(records)
+    data = spz_payload(records, version=3)
     assert data[:16] == bytes.fromhex("4e4753500300000002000000000c0000")
     body = data[16:]
     # one block per attribute for both rows: positions 18, alphas 2, colours 6, scales 6, rotations 8
