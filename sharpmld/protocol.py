@@ -36,6 +36,8 @@ CONFIG_FIELDS: dict[str, tuple[str, str]] = {
     "video_max_seconds": ("video", "max_seconds"),
     "previews": ("outputs", "previews"),
     "orbit_frames": ("outputs", "orbit_frames"),
+    "ply_layout": ("outputs", "ply_layout"),
+    "spz_version": ("outputs", "spz_version"),
 }
 
 
@@ -87,6 +89,8 @@ class JobRequest:
     video_max_seconds: float = float(_default("video_max_seconds"))
     previews: bool = _default("previews")
     orbit_frames: int = _default("orbit_frames")
+    ply_layout: str = _default("ply_layout")
+    spz_version: int = _default("spz_version")
 
     @classmethod
     def configured(cls, config: Config, **fields: Any) -> JobRequest:

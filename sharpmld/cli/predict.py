@@ -22,7 +22,7 @@ def predict(
     from sharpmld.daemon.stems import output_stem
     from sharpmld.protocol import ImageTask, JobRequest
     from sharpmld.worker.model import load_model
-    from sharpmld.worker.pipeline import add_previews, decode, infer, write_outputs
+    from sharpmld.worker.pipeline import add_previews, decode, infer, write_options, write_outputs
 
     out_dir.mkdir(parents=True, exist_ok=True)
     task = ImageTask(image.name, str(image.resolve()), output_stem(image.name, set()))
@@ -42,7 +42,7 @@ def predict(
             },
         }
     ndc = infer(model, decoded.image)
-    entry, gaussians, meta = write_outputs(decoded, ndc, out_dir, request.formats)
+    entry, gaussians, meta = write_outputs(decoded, ndc, out_dir, request.formats, write_options(request))
     if config.get("outputs", "previews"):
         add_previews(entry, gaussians, meta, out_dir, task.stem, int(config.get("outputs", "orbit_frames")))
     return {

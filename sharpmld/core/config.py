@@ -83,6 +83,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "formats": (["ply", "splat"], (list,), "formats written per image (job.toml: formats)"),
         "previews": (True, (bool,), "render previews/<photo>.png from the input camera"),
         "orbit_frames": (0, (int,), "frames of previews/<photo>.orbit.gif, a camera sway; 0 none"),
+        "ply_layout": (
+            "3dgs",
+            (str,),
+            '"3dgs" (vertex only, opens in every 3DGS viewer) | "ml-sharp" (adds its camera metadata)',
+        ),
+        "spz_version": (2, (int,), "2 (opens in the most viewers) | 3 (finer rotations)"),
     },
     "video": {
         "enabled": (True, (bool,), "accept MP4 and MOV videos and use their sharpest frames"),
@@ -123,7 +129,11 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("intake", "observer"): ("native", "polling"),
     ("log", "level"): ("debug", "info", "warning", "error"),
     ("log", "format"): ("auto", "json", "console"),
+    # The layouts `sharpmld.formats.ply` writes.
+    ("outputs", "ply_layout"): ("3dgs", "ml-sharp"),
 }
+# The SPZ versions `sharpmld.formats.spz` writes.
+SPZ_VERSIONS = (2, 3)
 
 POSITIVE = {
     ("worker", "image_timeout_seconds"),
@@ -265,6 +275,8 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
             raise ConfigError(
                 f"{source}: '{name}' has unknown format {unknown[0]!r}; known: {', '.join(KNOWN_FORMATS)}"
             )
+    if (section, key) == ("outputs", "spz_version") and value not in SPZ_VERSIONS:
+        raise ConfigError(f"{source}: '{name}' must be 2 or 3 ({help_text}); got {value!r}")
     if (section, key) == ("metrics", "port") and not 0 <= value <= 65535:
         raise ConfigError(f"{source}: '{name}' must be a port number from 0 to 65535; got {value!r}")
     if (section, key) == ("model", "factory") and value != "sharp" and ":" not in value:

@@ -134,6 +134,8 @@ class JobRun:
                 f_px_override=self.spec.f_px,
                 previews=bool(cfg.get("outputs", "previews")),
                 orbit_frames=int(cfg.get("outputs", "orbit_frames")),
+                ply_layout=str(cfg.get("outputs", "ply_layout")),
+                spz_version=int(cfg.get("outputs", "spz_version")),
             ),
         )
         self.log.info(

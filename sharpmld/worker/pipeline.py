@@ -23,7 +23,7 @@ from sharpmld.core.errors import DecodeFailed, ImageRejected, ModelError, Output
 from sharpmld.core.faults import crashpoint
 from sharpmld.formats.gaussians import Gaussians, SceneMeta
 from sharpmld.formats.ply import to_vertex_records
-from sharpmld.formats.registry import FORMATS
+from sharpmld.formats.registry import DEFAULT_OPTIONS, FORMATS, WriteOptions
 from sharpmld.protocol import Event, ImageTask, JobDone, JobRequest, WorkerWarning
 from sharpmld.queue import cache_index as cache
 from sharpmld.queue.layout import IMAGES_DIR
@@ -102,10 +102,20 @@ def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | No
     return model.module(resized, disparity_factor)
 
 
+def write_options(req: JobRequest) -> WriteOptions:
+    """The request's format variants (the protocol carries them as plain fields)."""
+    return WriteOptions(ply_layout=req.ply_layout, spz_version=req.spz_version)
+
+
 def write_outputs(
-    decoded: Decoded, ndc: Any, job_dir: Path, formats: Sequence[str]
+    decoded: Decoded,
+    ndc: Any,
+    job_dir: Path,
+    formats: Sequence[str],
+    options: WriteOptions = DEFAULT_OPTIONS,
 ) -> tuple[dict[str, Any], Gaussians, SceneMeta]:
-    """Unproject, check and write every format and the working copy.
+    """Unproject, check and write every format (in the variants ``options`` picks) and the
+    working copy.
 
     Returns the image's entry for result.json, and the Gaussians and camera for previews.
     """
@@ -127,7 +137,7 @@ def write_outputs(
         fmt = FORMATS[name]
         path = job_dir / f"{decoded.task.stem}{fmt.suffix}"
         t0 = time.perf_counter()
-        fmt.write(path, records, meta)
+        fmt.write(path, records, meta, options)
         crashpoint("output_written")
         timings[f"write_{name}"] = time.perf_counter() - t0
         outputs[name] = describe(path, job_dir)
@@ -269,7 +279,7 @@ def _finish_image(
 ) -> Future[None] | None:
     """Write one image's outputs (write-behind thread); hand its previews on, if any."""
     try:
-        entry, gaussians, meta = write_outputs(decoded, ndc, job_dir, req.formats)
+        entry, gaussians, meta = write_outputs(decoded, ndc, job_dir, req.formats, write_options(req))
     except OSError as exc:
         emit(slot.failed(decoded.sha256, write_error(exc)))
         return None

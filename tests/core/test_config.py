@@ -21,7 +21,10 @@ ALL_KEYS = [(section, key) for section, keys in DEFAULTS.items() for key in keys
 NUMERIC_KEYS = [
     (section, key)
     for section, key in ALL_KEYS
-    if set(DEFAULTS[section][key][1]) <= {int, float} and (section, key) not in POSITIVE
+    if set(DEFAULTS[section][key][1]) <= {int, float}
+    and (section, key) not in POSITIVE
+    # a choice of versions, checked by its own tests below
+    and (section, key) != ("outputs", "spz_version")
 ]
 
 
@@ -463,3 +466,32 @@ def test_nan_and_infinity_are_refused_naming_the_key(section: str, key: str, val
     message = refuse({section: {key: value}})
     assert f"'{section}.{key}'" in message
     assert repr(value) in message
+
+
+# --- output variants for viewers -------------------------------------------------------------
+
+
+def test_output_variants_default_to_what_most_viewers_open() -> None:
+    assert DEFAULTS["outputs"]["ply_layout"][0] == "3dgs"
+    assert DEFAULTS["outputs"]["spz_version"][0] == 2
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("ply_layout", "3dgs"), ("ply_layout", "ml-sharp"), ("spz_version", 2), ("spz_version", 3)],
+)
+def test_output_variants_accept_their_values(key: str, value: Any) -> None:
+    assert validate({"outputs": {key: value}}, "t") == {"outputs": {key: value}}
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "expected"),
+    [
+        ("ply_layout", "inria", r"'outputs\.ply_layout' must be one of 3dgs, ml-sharp; got 'inria'"),
+        ("spz_version", 4, r"'outputs\.spz_version' must be 2 or 3 .*; got 4"),
+        ("spz_version", 1, r"'outputs\.spz_version' must be 2 or 3 .*; got 1"),
+        ("spz_version", "3", r"'outputs\.spz_version' must be int"),
+    ],
+)
+def test_output_variants_refuse_other_values(key: str, bad: Any, expected: str) -> None:
+    assert re.search(expected, refuse({"outputs": {key: bad}}))

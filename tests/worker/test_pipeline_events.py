@@ -102,3 +102,34 @@ def test_an_unexpected_error_reaches_a_person_without_a_repr(
     assert isinstance(failed, ImageFailed) and failed.code == "internal_error"
     assert "RuntimeError(" not in failed.message
     assert "RuntimeError('boom')" in failed.detail
+
+
+def _spz_version(path: Path) -> int:
+    import gzip
+
+    return int.from_bytes(gzip.decompress(path.read_bytes())[4:8], "little")
+
+
+def _ply_elements(path: Path) -> list[str]:
+    header = path.read_bytes().split(b"end_header\n")[0].decode("ascii")
+    return [line.split()[1] for line in header.splitlines() if line.startswith("element ")]
+
+
+def test_the_request_chooses_the_ply_layout_and_spz_version(tmp_path: Path, model: LoadedModel) -> None:
+    photos = _photos(tmp_path / "in", 1)
+    plain = tmp_path / "plain"
+    _run(_request(plain, photos, formats=("ply", "spz"), previews=False), model)
+    assert _ply_elements(plain / "p0.ply") == ["vertex"]
+    assert _spz_version(plain / "p0.spz") == 2
+    sharp = tmp_path / "sharp"
+    request = _request(
+        sharp, photos, formats=("ply", "spz"), previews=False, ply_layout="ml-sharp", spz_version=3
+    )
+    _run(request, model)
+    assert _ply_elements(sharp / "p0.ply")[:3] == ["vertex", "extrinsic", "intrinsic"]
+    assert _spz_version(sharp / "p0.spz") == 3
+    # The vertex table is the same bytes in both layouts.
+    plain_body = (plain / "p0.ply").read_bytes().split(b"end_header\n", 1)[1]
+    sharp_body = (sharp / "p0.ply").read_bytes().split(b"end_header\n", 1)[1]
+    assert plain_body and len(plain_body) % 56 == 0
+    assert sharp_body[: len(plain_body)] == plain_body
