@@ -22,7 +22,7 @@ from sharpmld.cli.codes import (
     RET_USAGE,
     STATUS_EXIT_CODES,
 )
-from sharpmld.core.config import KNOWN_FORMATS
+from sharpmld.core.config import CHOICES, KNOWN_FORMATS, SPZ_VERSIONS
 from sharpmld.core.errors import ConfigError, SharpmldError
 
 
@@ -91,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("source", type=Path, metavar="IN.ply")
     p.add_argument("target", type=Path, metavar="OUT")
+    p.add_argument(
+        "--ply-layout",
+        choices=CHOICES[("outputs", "ply_layout")],
+        default=None,
+        help="layout of a .ply written (default: [outputs] ply_layout)",
+    )
+    p.add_argument(
+        "--spz-version",
+        type=int,
+        choices=SPZ_VERSIONS,
+        default=None,
+        help="version of a .spz written (default: [outputs] spz_version)",
+    )
+    p.add_argument(
+        "--f-px", type=float, default=None, help="focal length in pixels, for a .ply without a camera"
+    )
+    p.add_argument("--size", default=None, metavar="WxH", help="image size, for a .ply without a camera")
 
     p = sub.add_parser("predict", help="run one image through the model, without the daemon")
     _common(p, json_flag=True)
@@ -216,15 +233,17 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from sharpmld.cli.convert import convert_settings
     from sharpmld.formats.registry import convert
 
     # Read like for every command, so a wrong --root/--config is said here too.
-    _config(args)
+    cfg = _config(args)
     if not args.source.is_file():
         print(f"sharpmld: not found: {args.source}", file=sys.stderr)
         return RET_NOT_FOUND
     try:
-        convert(args.source, args.target)
+        options, camera = convert_settings(cfg, args)
+        convert(args.source, args.target, options, camera)
     except (ValueError, KeyError) as exc:
         print(f"sharpmld: cannot convert: {exc}", file=sys.stderr)
         return RET_FAILURE

@@ -468,7 +468,8 @@ def test_predict_writes_ply_and_splat(tmp_path: Path, root: Path) -> None:
     assert splat_file.stat().st_size == RECORD_SIZE * n
     scene, meta = read_ply(ply)
     assert len(scene) == n
-    assert (meta.width, meta.height) == (64, 48)
+    assert meta is None  # the default, vertex-only layout: the camera is in the result instead
+    assert (result["result"]["width"], result["result"]["height"]) == (64, 48)
 
 
 def predicted(out: Path) -> list[str]:
@@ -566,3 +567,38 @@ def test_doctor_reports_a_bad_config_as_a_failed_check(tmp_path: Path) -> None:
     assert proc.returncode == RET_FAILURE
     assert "[FAIL] configuration:" in proc.stdout
     assert "model.devcie" in proc.stdout
+
+
+def test_convert_vertex_only_ply_to_glb_takes_the_camera_from_flags(
+    tmp_path: Path, ply_file: tuple[Path, Any]
+) -> None:
+    from sharpmld.formats.gltf import write_glb
+
+    src, records = ply_file  # the default layout: no camera in the file
+    out = tmp_path / "out.glb"
+    proc = sh(tmp_path / "root", "convert", "--f-px", "800", "--size", "640x480", str(src), str(out))
+    assert proc.returncode == RET_OK, proc.stderr
+    direct = tmp_path / "direct.glb"
+    write_glb(direct, records, SceneMeta(f_px=800.0, width=640, height=480))
+    assert out.read_bytes() == direct.read_bytes()
+    proc = sh(tmp_path / "root", "convert", "--f-px", "800", str(src), str(out))
+    assert proc.returncode != RET_OK and "--size" in proc.stderr
+
+
+def test_convert_writes_the_layout_and_version_asked_for(tmp_path: Path, ply_file: tuple[Path, Any]) -> None:
+    import gzip
+
+    src, _ = ply_file
+    out = tmp_path / "sharp.ply"
+    proc = sh(tmp_path / "root", "convert", "--ply-layout", "ml-sharp", str(src), str(out))
+    assert proc.returncode == RET_FAILURE and "--f-px" in proc.stderr and not out.exists()
+    args = ("--ply-layout", "ml-sharp", "--f-px", "800", "--size", "640x480")
+    proc = sh(tmp_path / "root", "convert", *args, str(src), str(out))
+    assert proc.returncode == RET_OK, proc.stderr
+    assert read_ply(out)[1] == SceneMeta(f_px=800.0, width=640, height=480)
+    spz = tmp_path / "out.spz"
+    proc = sh(tmp_path / "root", "convert", "--spz-version", "3", str(src), str(spz))
+    assert proc.returncode == RET_OK, proc.stderr
+    assert gzip.decompress(spz.read_bytes())[4:8] == (3).to_bytes(4, "little")
+    proc = sh(tmp_path / "root", "convert", str(src), str(spz))
+    assert gzip.decompress(spz.read_bytes())[4:8] == (2).to_bytes(4, "little")

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from plyfile import PlyData
 
+from sharpmld.formats.gaussians import SceneMeta
+from sharpmld.formats.registry import WriteOptions
 from sharpmld.formats.splat import RECORD_SIZE
 from sharpmld.protocol import ImageTask, JobRequest
 from sharpmld.worker.model import load_model
@@ -49,7 +51,8 @@ def test_ply_and_splat_hold_the_unprojected_model_output(tmp_path: Path, checkpo
     decoded = decode(request.images[0], out, request)
     assert decoded.image is not None and decoded.error is None
     ndc = infer(model, decoded.image)
-    entry, _, _ = write_outputs(decoded, ndc, out, ["ply", "splat"])
+    # ml-sharp's layout, to check the camera it stores too (the vertex table is the default's).
+    entry, _, _ = write_outputs(decoded, ndc, out, ["ply", "splat"], WriteOptions(ply_layout="ml-sharp"))
 
     img = decoded.image
     f = img.f_px
@@ -114,11 +117,18 @@ def test_convert_of_the_daemons_ply_is_byte_identical_to_its_other_formats(
     assert decoded.image is not None
     # a focal length float32 cannot hold exactly, as from any real photo's EXIF
     assert float(np.float32(decoded.image.f_px)) != decoded.image.f_px
-    write_outputs(decoded, infer(model, decoded.image), out, list(FORMATS))
-
-    again = tmp_path / "converted"
-    again.mkdir()
-    for fmt in FORMATS.values():
-        target = again / f"in{fmt.suffix}"
-        convert(out / "in.ply", target)
-        assert target.read_bytes() == (out / f"in{fmt.suffix}").read_bytes(), fmt.name
+    ndc = infer(model, decoded.image)
+    # ml-sharp's layout carries the camera; the default vertex-only one gets it from the flags.
+    img = decoded.image
+    camera = SceneMeta(f_px=img.f_px, width=img.width, height=img.height)
+    for layout, given in (("ml-sharp", None), ("3dgs", camera)):
+        options = WriteOptions(ply_layout=layout)
+        written = tmp_path / layout
+        written.mkdir()
+        write_outputs(decoded, ndc, written, list(FORMATS), options)
+        again = tmp_path / f"converted-{layout}"
+        again.mkdir()
+        for fmt in FORMATS.values():
+            target = again / f"in{fmt.suffix}"
+            convert(written / "in.ply", target, options, given)
+            assert target.read_bytes() == (written / f"in{fmt.suffix}").read_bytes(), (layout, fmt.name)
