@@ -106,9 +106,11 @@ def run_ply(quick: bool) -> list[Figure]:
     g, meta = scene(n)
     with tempfile.TemporaryDirectory(prefix="bench-ply-") as tmp:
         path, conventional = Path(tmp) / "fast.ply", Path(tmp) / "conventional.ply"
-        runs, _ = timed(lambda: write_ply(path, to_vertex_records(g), meta), 3 if quick else 7, warmup=1)
+        runs, _ = timed(
+            lambda: write_ply(path, to_vertex_records(g), meta, "ml-sharp"), 3 if quick else 7, warmup=1
+        )
         records = to_vertex_records(g)
-        write_only, _ = timed(lambda: write_ply(path, records, meta), 3 if quick else 5)
+        write_only, _ = timed(lambda: write_ply(path, records, meta, "ml-sharp"), 3 if quick else 5)
         base_runs, _ = timed(lambda: write_ply_conventional(conventional, g, meta), 1 if quick else 3)
         identical = path.read_bytes() == conventional.read_bytes()
         size = path.stat().st_size
