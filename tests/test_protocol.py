@@ -127,3 +127,14 @@ tasks = st.builds(ImageTask, names, names, names, st.sampled_from(["image", "vid
 )
 def test_any_message_survives_a_round_trip(message: Message) -> None:
     assert decode(encode(message)) == message
+
+
+def test_output_variants_cross_the_pipe_and_come_from_the_config(tmp_path: Path) -> None:
+    request = JobRequest("j", "/j", (TASK,), ply_layout="ml-sharp", spz_version=3)
+    assert decode(encode(request)) == request
+    assert (JobRequest("j", "/j", ()).ply_layout, JobRequest("j", "/j", ()).spz_version) == ("3dgs", 2)
+    config = Config(
+        root=tmp_path, path=None, sections={"outputs": {"ply_layout": "ml-sharp", "spz_version": 3}}
+    )
+    configured = JobRequest.configured(config, job_id="j", job_dir="/j", images=())
+    assert (configured.ply_layout, configured.spz_version) == ("ml-sharp", 3)

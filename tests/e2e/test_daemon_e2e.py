@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -308,3 +309,8 @@ def test_job_toml_chooses_every_format(root: Path, daemons: list[Daemon]) -> Non
     for name in ("ply", "splat", "spz", "glb"):
         read_back = FORMATS[name].read(done / image["outputs"][name]["path"])
         assert len(read_back) == image["gaussians"]
+    # The defaults that open in the most viewers: a vertex-only .ply and an SPZ version 2.
+    ply = (done / image["outputs"]["ply"]["path"]).read_bytes()
+    assert ply.split(b"end_header\n")[0].count(b"element ") == 1
+    spz = gzip.decompress((done / image["outputs"]["spz"]["path"]).read_bytes())
+    assert spz[4:8] == (2).to_bytes(4, "little")
