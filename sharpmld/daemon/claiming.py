@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sharpmld.daemon.context import DaemonContext
 from sharpmld.intake.names import is_in_progress, is_junk
+from sharpmld.intake.scanner import NOT_WRITABLE
 from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
 from sharpmld.queue.record import Job
@@ -54,7 +55,13 @@ def next_job(daemon: DaemonContext, now: float) -> Claimed | None:
     while daemon.ready:
         entry = daemon.ready.pop(0)
         daemon.scanner.forget(entry.name)
-        job = claim(daemon.layout, entry.name, daemon.owner, priority=entry.priority)
+        try:
+            job = claim(daemon.layout, entry.name, daemon.owner, priority=entry.priority)
+        except PermissionError:
+            # Renaming a folder needs write permission on it: hold it, say so once.
+            daemon.scanner.refuse(entry.name, NOT_WRITABLE)
+            daemon.held.report(daemon.scanner, daemon.log)
+            continue
         if job is None:
             continue  # another daemon on this root took it first
         daemon.log.info("job claimed", job_id=job.job_id, original_name=entry.name)
