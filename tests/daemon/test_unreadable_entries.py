@@ -104,3 +104,30 @@ def test_the_loop_reaches_its_stop_step_whatever_a_scan_raises(
         rig.step(1.0)
         rig.daemon.scan_due = 0.0
     assert rig.daemon.finished
+
+
+def test_a_refused_claim_rename_leaves_no_debris_and_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig(tmp_path)
+    rig.worker.become_ready()
+    theirs = rig.drop_folder("a_theirs", images=1)
+    real_rename = os.rename
+    attempts: list[Path] = []
+
+    def rename(src: Any, dst: Any, **kw: Any) -> None:
+        if Path(src) == theirs:  # refused although the access check said yes (ACLs, flags)
+            attempts.append(Path(src))
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(src))
+        real_rename(src, dst, **kw)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(10):
+            rig.step(1.0)
+    assert [e for e in logs if e["event"] == "internal error in the daemon loop"] == []
+    assert len(attempts) == 1
+    assert rig.jobs("working") == []
+    assert theirs.exists()
+    held = {h["name"]: h for h in gather(rig.daemon.config)["held_back"]}
+    assert held["a_theirs"]["reason"] == "not_writable"
