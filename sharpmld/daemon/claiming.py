@@ -89,12 +89,14 @@ def adopt_orphan(daemon: DaemonContext) -> Job | None:
 
 
 def nothing_left(daemon: DaemonContext) -> bool:
-    """Burst mode ends when nothing waits anywhere this daemon could act on."""
+    """Burst mode ends when nothing waits anywhere this daemon could act on (an entry it cannot
+    read or move waits for a person, not for this run)."""
     try:
         names = os.listdir(daemon.layout.inbox)
     except FileNotFoundError:
         names = []
-    if any(not (is_junk(n) or is_in_progress(n)) for n in names):
+    stuck = daemon.scanner.stuck
+    if any(not (is_junk(n) or is_in_progress(n) or n in stuck) for n in names):
         return False
     orphans = recovery.find_orphans(daemon.layout, lease_timeout=daemon.lease_timeout)
     return next(orphans, None) is None

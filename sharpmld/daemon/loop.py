@@ -218,11 +218,12 @@ class Daemon:
         self.events.step(facts, now)
 
     def _finish_if_done(self, now: float) -> None:
+        """Apart from ``_step``, so that a stop request is honoured even when work raises."""
         if self.stopping.requested:
             in_flight = self.current is not None
             if self.stopping.finished(now, in_flight=in_flight, between_attempts=self.redispatch):
                 self.finished = True  # stop() hands back a job still in flight
-        elif self.burst and self.current is None and not self.scanner.entries:
+        elif self.burst and self.current is None and not self.scanner.entries.keys() - self.scanner.stuck:
             self.finished = claiming.nothing_left(self)
 
     def _take_work(self, now: float) -> None:

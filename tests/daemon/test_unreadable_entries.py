@@ -131,3 +131,17 @@ def test_a_refused_claim_rename_leaves_no_debris_and_is_not_retried(
     assert theirs.exists()
     held = {h["name"]: h for h in gather(rig.daemon.config)["held_back"]}
     assert held["a_theirs"]["reason"] == "not_writable"
+
+
+def test_a_burst_run_ends_although_an_entry_it_cannot_read_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig(tmp_path)
+    rig.daemon.burst = True
+    rig.worker.become_ready()
+    locked = rig.drop_folder("a_locked", images=1)
+    _deny_under(monkeypatch, locked)
+    for _ in range(10):
+        rig.step(1.0)
+    assert rig.daemon.finished, "a burst run waited forever for an entry it cannot take"
+    assert locked.exists()
