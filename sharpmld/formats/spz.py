@@ -105,8 +105,8 @@ def _fixed24(t: F32) -> npt.NDArray[np.uint8]:
     return out
 
 
-def _smallest_three(rot_wxyz: F32) -> npt.NDArray[np.uint8]:
-    """Quaternions (n, 4) in the ``.ply``'s w, x, y, z order -> 4 bytes each (see module doc)."""
+def _unit_xyzw(rot_wxyz: F32) -> F32:
+    """The ``.ply``'s w, x, y, z quaternions as unit x, y, z, w; an unusable one is the identity."""
     q = np.empty_like(rot_wxyz)
     q[:, 0:3] = rot_wxyz[:, 1:4]
     q[:, 3] = rot_wxyz[:, 0]
@@ -115,6 +115,12 @@ def _smallest_three(rot_wxyz: F32) -> npt.NDArray[np.uint8]:
     q[bad] = (0.0, 0.0, 0.0, 1.0)
     norm[bad] = 1.0
     q /= norm[:, None]
+    return q
+
+
+def _smallest_three(rot_wxyz: F32) -> npt.NDArray[np.uint8]:
+    """Quaternions (n, 4) in the ``.ply``'s w, x, y, z order -> 4 bytes each (see module doc)."""
+    q = _unit_xyzw(rot_wxyz)
     absq = np.abs(q)
     largest = np.argmax(absq, axis=1)  # first of equals, like the reference's strict '>'
     rows = np.arange(len(q))
@@ -136,14 +142,7 @@ def _xyz_w_positive(rot_wxyz: F32) -> npt.NDArray[np.uint8]:
     Normalised (an unusable one becomes the identity, as for v3), negated when w < 0 so that
     readers can take w = +sqrt(1 - x² - y² - z²), then x, y, z as ``c × 127.5 + 127.5``.
     """
-    q = np.empty_like(rot_wxyz)
-    q[:, 0:3] = rot_wxyz[:, 1:4]
-    q[:, 3] = rot_wxyz[:, 0]
-    norm = np.sqrt(np.einsum("ij,ij->i", q, q))
-    bad = ~(np.isfinite(norm) & (norm > 0))
-    q[bad] = (0.0, 0.0, 0.0, 1.0)
-    norm[bad] = 1.0
-    q /= norm[:, None]
+    q = _unit_xyzw(rot_wxyz)
     q[q[:, 3] < 0] *= np.float32(-1)
     return _round_bytes(q[:, 0:3] * np.float32(127.5) + np.float32(127.5))
 
