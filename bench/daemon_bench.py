@@ -22,6 +22,7 @@ from sharpmld.intake.scanner import InboxScanner
 from sharpmld.observers.metrics import Metrics
 from sharpmld.queue import recovery, retention
 from sharpmld.queue.layout import Layout
+from sharpmld.queue.lease import Owner
 
 SETTLE = 0.5
 CLAIM_SLACK = 0.25
@@ -203,7 +204,7 @@ def startup_recovery(quick: bool) -> Figure:
 
     def start_up() -> None:
         layout.ensure()
-        for path in recovery.find_orphans(layout, lease_timeout=timeout):
+        for path in recovery.find_orphans(layout, Owner.current(), lease_timeout=timeout):
             recovery.has_input(path)
         retention.sweep(layout, done_days=done_days, failed_days=failed_days)
         metrics.on_scan(duration=0.0, waiting=0, settling=0, oldest_age=0.0)

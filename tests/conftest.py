@@ -15,6 +15,19 @@ from tests.support.seeds import SEED_ENV
 sys.path.insert(0, str(harness.SUPPORT))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _machine_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The per-machine state (this machine's id) in a temp folder, not the developer's home;
+    set in the environment so that the daemons the tests start use it too."""
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("machine-state"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint of the tiny model, written through torch.save like a real one."""

@@ -66,12 +66,12 @@ def next_job(daemon: DaemonContext, now: float) -> Claimed | None:
 def adopt_orphan(daemon: DaemonContext) -> Job | None:
     """Take over the oldest job whose owner is gone; remove claims that never got their data."""
     timeout = daemon.lease_timeout
-    for path in recovery.find_orphans(daemon.layout, lease_timeout=timeout):
+    for path in recovery.find_orphans(daemon.layout, daemon.owner, lease_timeout=timeout):
         if not recovery.has_input(path):
             daemon.log.info("removing an unfinished claim", path=str(path))
             recovery.release(path)
             continue
-        job = recovery.adopt(path, daemon.owner, lease_timeout=timeout)
+        job = recovery.adopt(path, daemon.owner, lease_timeout=timeout, state_dir=daemon.layout.state_dir)
         if job is None:
             continue
         daemon.log.info(
@@ -89,5 +89,5 @@ def nothing_left(daemon: DaemonContext) -> bool:
         names = []
     if any(not (is_junk(n) or is_in_progress(n)) for n in names):
         return False
-    orphans = recovery.find_orphans(daemon.layout, lease_timeout=daemon.lease_timeout)
+    orphans = recovery.find_orphans(daemon.layout, daemon.owner, lease_timeout=daemon.lease_timeout)
     return next(orphans, None) is None

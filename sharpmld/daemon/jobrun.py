@@ -42,6 +42,7 @@ from sharpmld.protocol import (
 from sharpmld.queue import cache_index as cache
 from sharpmld.queue import recovery, transitions
 from sharpmld.queue.layout import JOB_LOG, Layout
+from sharpmld.queue.lease import LeaseLost, Owner, holds
 from sharpmld.queue.record import Job
 
 OUTCOME_DONE = "done"
@@ -49,6 +50,7 @@ OUTCOME_FAILED = "failed"
 OUTCOME_RETRY = "retry"
 OUTCOME_HANDED_BACK = "handed_back"
 OUTCOME_RELEASED = "released"  # could not be closed; left in working/ for recovery
+OUTCOME_TAKEN_OVER = "taken_over"  # adopted by another daemon while this one was paused
 
 
 @dataclass
@@ -69,6 +71,7 @@ class JobRun:
     outcome: str = ""
     error: SharpmldError | None = None
     inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
+    owner: Owner | None = None  # the daemon running it, fenced before the job is closed
 
     def __post_init__(self) -> None:
         self.log = log.get().bind(job_id=self.job.job_id)
@@ -194,6 +197,7 @@ class JobRun:
 
     def worker_lost(self, reason: str, detail: str) -> str:
         """The worker died or was killed mid-job: retry, or fail with the matching code."""
+        self._fence()  # a retry cleans the outputs: never those of the daemon that adopted it
         self.log.warning("worker lost during job", reason=reason, detail=detail)
         attempts.close(self.job, attempts.WORKER_LOST_OUTCOMES.get(reason, "worker_crash"))
         error = attempts.lost_verdict(self.job, self.config, reason, detail)
@@ -212,6 +216,7 @@ class JobRun:
 
     def complete(self) -> str:
         """The worker finished: done if any image made it, else failed with the best reason."""
+        self._fence()
         disk = [r for r in self.rejected if r["code"] == DiskFull.code]
         if disk:
             return self.hand_back("disk full while writing outputs")
@@ -230,6 +235,7 @@ class JobRun:
 
     def fail(self, error: SharpmldError) -> None:
         """End the job in ``failed/`` with ERROR.txt, error.json and result.json."""
+        self._fence()
         self.error = error
         self._close_attempt(error.code)  # a try still open ends here (e.g. an internal error)
         self.log.warning("job failed", code=error.code, reason=error.message)
@@ -245,6 +251,7 @@ class JobRun:
 
     def hand_back(self, why: str) -> str:
         """Return the input to the inbox: nothing was wrong with the job itself."""
+        self._fence()
         self.log.info("job handed back to the inbox", reason=why)
         self._close_attempt(OUTCOME_HANDED_BACK, charged=False)
         log.detach_job_log(self.job.job_id)
@@ -252,7 +259,13 @@ class JobRun:
         self.outcome = OUTCOME_HANDED_BACK
         return self.outcome
 
+    def _fence(self) -> None:
+        """Raise ``LeaseLost`` when another daemon holds the job: then nothing here is ours."""
+        if self.owner is not None and not holds(self.job.path, self.owner):
+            raise LeaseLost(self.job.job_id)
+
     def _finish(self, state: str) -> None:
+        self._fence()
         results.publish(self.job.path, self.result(state), index=state == OUTCOME_DONE, log=self.log)
         if state == OUTCOME_DONE:
             results.remember_outputs(self.layout, self.job, self.request, self.images, self.log)

@@ -36,7 +36,7 @@ from sharpmld.observers.events import DaemonFacts, Observer, Observers
 from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
 from sharpmld.queue.layout import Layout
-from sharpmld.queue.lease import Owner, write_lease
+from sharpmld.queue.lease import LeaseLost, Owner, holds, write_lease
 from sharpmld.queue.record import Job
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
@@ -62,8 +62,10 @@ class Daemon:
         supervisor: Any = None,
         watcher: Any = None,
         waiter: Waiter | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.wall_clock = wall_clock  # what the lease's heartbeat says, for people only
         self.layout = Layout(config.root)
         self.burst = burst
         self.log = log.get()
@@ -160,6 +162,8 @@ class Daemon:
             self.supervisor.stop(grace=0.1)
             try:
                 run.hand_back("the daemon stopped")
+            except LeaseLost:
+                mishaps.forget(self, run)
             except Exception as exc:  # stop the rest regardless; recovery takes the job
                 mishaps.release(self, run, exc)
             self.current = None
@@ -193,11 +197,19 @@ class Daemon:
             return
         try:
             self._step(now)
+        except LeaseLost:  # another daemon adopted the job while this one was paused
+            mishaps.taken_over(self, now)
         except Exception as exc:  # a bug must cost one job, never the daemon
             mishaps.on_step_error(self, exc, now)
 
     def _step(self, now: float) -> None:
         self.stopping.step(now)
+        # Heartbeat first, on every step, draining included: a job that drains must keep its
+        # lease (or another host adopts it); and a daemon back from a pause must learn that
+        # the job was adopted before it applies a single worker event to it (fencing).
+        if self.current is not None and now >= self.next_heartbeat:
+            self.heartbeat_lease()
+            self.next_heartbeat = now + self.heartbeat
         for event in self.supervisor.read_events(now) + self.supervisor.check(now):
             routing.route(self, event, now)
         self.watching.step(now)
@@ -205,12 +217,7 @@ class Daemon:
             self._scan(now)
         if not self.stopping.requested:
             self._take_work(now)
-        # Heartbeat and tick on every step, draining included: a job that drains must keep
-        # its lease (or another host adopts it), and the gauges must show the stop.
-        if self.current is not None and now >= self.next_heartbeat:
-            write_lease(self.current.job.path, self.owner)
-            self.next_heartbeat = now + self.heartbeat
-        facts = self.facts(now)
+        facts = self.facts(now)  # ticked while draining too: the gauges must show the stop
         if facts.paused_reason != self.paused:  # `sharpmld status --check` reads it
             self.paused = facts.paused_reason
             write_status(self)
@@ -221,6 +228,13 @@ class Daemon:
                 self.finished = True  # stop() hands back a job still in flight
         elif self.burst and self.current is None and not self.scanner.entries:
             self.finished = claiming.nothing_left(self)
+
+    def heartbeat_lease(self) -> None:
+        """Refresh the lease on the job in flight, or raise ``LeaseLost`` if it is not ours."""
+        assert self.current is not None
+        if not holds(self.current.job.path, self.owner):
+            raise LeaseLost(self.current.job.job_id)
+        write_lease(self.current.job.path, self.owner, now=self.wall_clock())
 
     def _take_work(self, now: float) -> None:
         """Claim the next job when idle, or send the job in flight to a new worker."""
@@ -264,7 +278,7 @@ class Daemon:
     def begin(self, claimed: claiming.Claimed, now: float) -> None:
         """Prepare a job this daemon now owns and hand it to the worker (or close it)."""
         job: Job = claimed.job
-        run = JobRun(job, self.layout, self.config, engine_info(self))
+        run = JobRun(job, self.layout, self.config, engine_info(self), owner=self.owner)
         self.current = run
         self.next_heartbeat = now + self.heartbeat  # the claim (or adoption) wrote the lease
         self.events.on_claimed(run, settle_wait=claimed.settle_wait, queue_wait=claimed.queue_wait)

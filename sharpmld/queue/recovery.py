@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,33 +28,43 @@ from sharpmld.queue.layout import (
     LEASE_FILE,
     Layout,
 )
-from sharpmld.queue.lease import Owner, owner_is_gone, read_lease, write_lease
+from sharpmld.queue.lease import (
+    ADOPT_PREFIX,
+    Owner,
+    owner_is_gone,
+    read_lease,
+    server_time,
+    write_lease,
+)
 from sharpmld.queue.record import Job, JobRecord, utcnow
 
-ADOPT_PREFIX = "adopted-"
 OUTCOME_RUNNING = "running"
 OUTCOME_DAEMON_DIED = "daemon_died"
 
 
-def find_orphans(layout: Layout, *, lease_timeout: float) -> Iterator[Path]:
-    """Job folders in ``working/`` (oldest first) whose owner is gone; sweeps dead staging dirs."""
+def find_orphans(layout: Layout, owner: Owner, *, lease_timeout: float) -> Iterator[Path]:
+    """Job folders in ``working/`` (oldest first) whose owner is gone; sweeps dead staging dirs.
+
+    ``owner`` is the daemon looking, whose probe file reads the file server's clock.
+    """
     try:
         names = sorted(os.listdir(layout.working))
     except FileNotFoundError:
         return
+    now = server_time(layout.state_dir, owner)
     for name in names:
         path = layout.working / name
         if fsio.is_temp_name(name):
-            if _staging_abandoned(path, lease_timeout=lease_timeout):
+            if _staging_abandoned(path, lease_timeout=lease_timeout, server_now=now):
                 shutil.rmtree(path, ignore_errors=True)
             continue
         if not is_job_id(name) or not path.is_dir():
             continue
-        if owner_is_gone(read_lease(path), lease_timeout=lease_timeout):
+        if owner_is_gone(read_lease(path), lease_timeout=lease_timeout, server_now=now):
             yield path
 
 
-def _staging_abandoned(path: Path, *, lease_timeout: float) -> bool:
+def _staging_abandoned(path: Path, *, lease_timeout: float, server_now: float) -> bool:
     """Whether a claim's staging folder was left by a crash, not one being prepared right now.
 
     With a lease inside, its creator decides, as for a job. ``claim`` creates the folder before
@@ -65,7 +74,7 @@ def _staging_abandoned(path: Path, *, lease_timeout: float) -> bool:
     """
     lease = read_lease(path)
     if lease is not None:
-        return owner_is_gone(lease, lease_timeout=lease_timeout)
+        return owner_is_gone(lease, lease_timeout=lease_timeout, server_now=server_now)
     creator = Owner.from_tag(path.name)
     if creator is not None:
         return not creator.is_alive()
@@ -73,7 +82,7 @@ def _staging_abandoned(path: Path, *, lease_timeout: float) -> bool:
         st = path.stat()
     except OSError:
         return False
-    return time.time() - st.st_mtime > lease_timeout
+    return server_now - st.st_mtime > lease_timeout
 
 
 def has_input(path: Path) -> bool:
@@ -88,7 +97,7 @@ def has_input(path: Path) -> bool:
     return record.source == "folder" or any(input_dir.iterdir())
 
 
-def adopt(path: Path, owner: Owner, *, lease_timeout: float) -> Job | None:
+def adopt(path: Path, owner: Owner, *, lease_timeout: float, state_dir: Path) -> Job | None:
     """Take over an orphaned job, or return None if another daemon got it first."""
     try:
         job = Job.load(path)
@@ -100,13 +109,18 @@ def adopt(path: Path, owner: Owner, *, lease_timeout: float) -> Job | None:
     # collide on it (O_EXCL picks one); a later adoption, from whoever adopted last and died
     # too, gets a fresh name. (Naming it after the job's attempts was wrong: an adopter that
     # died before charging an attempt left a marker that blocked every later adoption.)
+    # The marker named after the owner is also what fences that owner (``lease.holds``) should
+    # it come back from a pause: it is created before this daemon writes its own lease.
     gone = read_lease(path)
-    if not owner_is_gone(gone, lease_timeout=lease_timeout):
+    if not owner_is_gone(gone, lease_timeout=lease_timeout, server_now=server_time(state_dir, owner)):
         return None  # someone adopted it since it was found, and is alive
-    who = f"{gone.owner.host}-{gone.owner.pid}-{gone.owner.started:.0f}" if gone else "unleased"
-    if gone is not None and gone.released:  # a live owner may release several times
-        who += f"-released-{gone.heartbeat:.6f}"
-    marker = path / fsio.fit_name(f"{ADOPT_PREFIX}{who}")
+    if gone is None:
+        name = fsio.fit_name(f"{ADOPT_PREFIX}unleased")
+    elif gone.released:  # a live owner may release several times
+        name = fsio.fit_name(f"{gone.owner.adoption_marker()}-released-{gone.heartbeat:.6f}")
+    else:
+        name = gone.owner.adoption_marker()
+    marker = path / name
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:

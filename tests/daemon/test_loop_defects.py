@@ -67,7 +67,9 @@ def test_a_job_that_cannot_be_closed_after_a_bug_is_released_for_recovery(
     closing = [e for e in logs if e.get("job_id") == run.job.job_id and e.get("exc_info")]
     assert closing, f"the second error was swallowed: {[e['event'] for e in logs]}"
     assert rig.daemon.current is None
-    orphans = list(recovery.find_orphans(rig.daemon.layout, lease_timeout=rig.daemon.lease_timeout))
+    orphans = list(
+        recovery.find_orphans(rig.daemon.layout, rig.daemon.owner, lease_timeout=rig.daemon.lease_timeout)
+    )
     assert orphans == [run.job.path], "the job still sits under a live lease"
 
     rig.worker.become_ready()  # the error path stopped the worker; a new one comes up

@@ -43,8 +43,8 @@ def run_for(job: Job, layout: Layout, cfg: Config) -> JobRun:
 
 
 def recover(layout: Layout, adopter: Owner) -> Job:
-    (path,) = recovery.find_orphans(layout, lease_timeout=60)
-    job = recovery.adopt(path, adopter, lease_timeout=60)
+    (path,) = recovery.find_orphans(layout, adopter, lease_timeout=60)
+    job = recovery.adopt(path, adopter, lease_timeout=60, state_dir=layout.state_dir)
     assert job is not None
     return job
 

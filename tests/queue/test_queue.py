@@ -85,13 +85,14 @@ def test_hand_back_never_replaces_a_file_dropped_meanwhile(layout: Layout) -> No
 def test_leases_tell_live_owners_from_dead_ones(layout: Layout) -> None:
     me = Owner.current()
     assert me.is_alive()
-    assert not owner_is_gone(Lease(me, time.time()), lease_timeout=60)
-    reused = Owner(me.host, me.pid, me.started - 1000)  # same pid, another process start
-    assert owner_is_gone(Lease(reused, time.time()), lease_timeout=60)
-    remote = Owner("elsewhere.example", 1, 0.0)
-    assert not owner_is_gone(Lease(remote, time.time() - 30), lease_timeout=60)
-    assert owner_is_gone(Lease(remote, time.time() - 90), lease_timeout=60)
-    assert owner_is_gone(None, lease_timeout=60)
+    now = time.time()
+    assert not owner_is_gone(Lease(me, now), lease_timeout=60, server_now=now)
+    reused = Owner(me.host, me.pid, me.started - 1000, me.host_id)  # same pid, another start
+    assert owner_is_gone(Lease(reused, now), lease_timeout=60, server_now=now)
+    remote = Owner("elsewhere.example", 1, 0.0, "another-machine")
+    assert not owner_is_gone(Lease(remote, 0.0, written=now - 30), lease_timeout=60, server_now=now)
+    assert owner_is_gone(Lease(remote, 0.0, written=now - 90), lease_timeout=60, server_now=now)
+    assert owner_is_gone(None, lease_timeout=60, server_now=now)
 
 
 def test_recovery_adopts_each_orphan_once_and_cleans_outputs(layout: Layout) -> None:
@@ -101,14 +102,15 @@ def test_recovery_adopts_each_orphan_once_and_cleans_outputs(layout: Layout) -> 
     job = claim(layout, "j", dead)
     assert job is not None
     (job.path / "a.ply").write_bytes(b"partial")
-    orphans = list(recovery.find_orphans(layout, lease_timeout=60))
+    orphans = list(recovery.find_orphans(layout, Owner.current(), lease_timeout=60))
     assert orphans == [job.path]
-    adopted = recovery.adopt(job.path, Owner.current(), lease_timeout=60)
+    adopted = recovery.adopt(job.path, Owner.current(), lease_timeout=60, state_dir=layout.state_dir)
     assert adopted is not None
-    assert recovery.adopt(job.path, Owner.current(), lease_timeout=60) is None  # a second adopter loses
+    again = recovery.adopt(job.path, Owner.current(), lease_timeout=60, state_dir=layout.state_dir)
+    assert again is None  # a second adopter loses
     assert not (job.path / "a.ply").exists()
     assert (job.input_dir / "a.png").read_bytes() == b"a"
-    assert list(recovery.find_orphans(layout, lease_timeout=60)) == []
+    assert list(recovery.find_orphans(layout, Owner.current(), lease_timeout=60)) == []
 
 
 def test_recovery_removes_a_claim_that_never_happened(layout: Layout) -> None:
@@ -119,7 +121,7 @@ def test_recovery_removes_a_claim_that_never_happened(layout: Layout) -> None:
         JobRecord(job_dir.name, "x", "folder"),
     ).save()
     write_lease(job_dir, Owner(Owner.current().host, 2**22 + 19, 1.0))
-    (path,) = recovery.find_orphans(layout, lease_timeout=60)
+    (path,) = recovery.find_orphans(layout, Owner.current(), lease_timeout=60)
     assert not recovery.has_input(path)
 
 
@@ -148,12 +150,12 @@ def test_a_job_survives_adopters_that_die_before_doing_anything(layout: Layout) 
     job = claim(layout, "j", Owner(host, 2**22 + 21, 1.0))
     assert job is not None
     first = recovery.adopt(
-        job.path, Owner(host, 2**22 + 22, 2.0), lease_timeout=60
+        job.path, Owner(host, 2**22 + 22, 2.0), lease_timeout=60, state_dir=layout.state_dir
     )  # this adopter "dies" too
     assert first is not None
-    (path,) = recovery.find_orphans(layout, lease_timeout=60)
-    second = recovery.adopt(path, Owner.current(), lease_timeout=60)
+    (path,) = recovery.find_orphans(layout, Owner.current(), lease_timeout=60)
+    second = recovery.adopt(path, Owner.current(), lease_timeout=60, state_dir=layout.state_dir)
     assert second is not None, "a marker left by a dead adopter must not block the next one"
     assert (
-        recovery.adopt(path, Owner.current(), lease_timeout=60) is None
+        recovery.adopt(path, Owner.current(), lease_timeout=60, state_dir=layout.state_dir) is None
     )  # but two live adopters never both win

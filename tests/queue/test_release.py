@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from sharpmld.queue import recovery
@@ -17,10 +18,10 @@ def test_a_released_job_is_adopted_although_its_owner_lives(tmp_path: Path) -> N
     me = Owner.current()
     job = claim(layout, "a.jpg", me)
     assert job is not None
-    assert list(recovery.find_orphans(layout, lease_timeout=60)) == []
+    assert list(recovery.find_orphans(layout, me, lease_timeout=60)) == []
     for n in (1, 2):  # a job released, adopted, and released again is adopted again
         release_lease(job.path, me, now=float(n))
-        assert owner_is_gone(read_lease(job.path), lease_timeout=60)
-        assert list(recovery.find_orphans(layout, lease_timeout=60)) == [job.path]
-        assert recovery.adopt(job.path, me, lease_timeout=60) is not None
-        assert not owner_is_gone(read_lease(job.path), lease_timeout=60)
+        assert owner_is_gone(read_lease(job.path), lease_timeout=60, server_now=time.time())
+        assert list(recovery.find_orphans(layout, me, lease_timeout=60)) == [job.path]
+        assert recovery.adopt(job.path, me, lease_timeout=60, state_dir=layout.state_dir) is not None
+        assert not owner_is_gone(read_lease(job.path), lease_timeout=60, server_now=time.time())

@@ -34,7 +34,7 @@ def staging(layout: Layout, age: float = 0.0) -> Path:
 
 
 def sweep(layout: Layout) -> list[Path]:
-    return list(recovery.find_orphans(layout, lease_timeout=LEASE_TIMEOUT))
+    return list(recovery.find_orphans(layout, Owner.current(), lease_timeout=LEASE_TIMEOUT))
 
 
 def test_a_young_staging_folder_without_a_lease_is_left_alone(layout: Layout) -> None:
@@ -60,7 +60,7 @@ def test_an_old_staging_folder_without_a_lease_is_swept(layout: Layout) -> None:
 
 def test_a_staging_folder_of_a_dead_creator_is_swept(layout: Layout) -> None:
     path = staging(layout)
-    write_lease(path, Owner(Owner.current().host, 2**22 + 7, 1.0))  # no such process
+    write_lease(path, Owner(Owner.current().host, 2**22 + 7, 1.0, Owner.current().host_id))  # no such process
     sweep(layout)
     assert not path.exists()
 
@@ -68,14 +68,14 @@ def test_a_staging_folder_of_a_dead_creator_is_swept(layout: Layout) -> None:
 def test_a_claim_names_its_staging_folder_for_its_owner(layout: Layout) -> None:
     me = Owner.current()
     name = fsio.temp_name_for(layout.working / f"{me.tag()}-20260101-000000-kitchen-abcd").name
-    assert Owner.from_tag(name) == Owner(me.host, me.pid, round(me.started, 1))
+    assert Owner.from_tag(name) == Owner(me.host, me.pid, round(me.started, 1), me.host_id)
     assert Owner.from_tag(name.replace(me.tag()[1:9], "00000000")) is None  # another host's
 
 
 def test_a_staging_folder_without_a_lease_whose_named_creator_died_is_swept_at_once(
     layout: Layout,
 ) -> None:
-    dead = Owner(Owner.current().host, 2**22 + 7, 1.0)  # no such process
+    dead = Owner(Owner.current().host, 2**22 + 7, 1.0, Owner.current().host_id)  # no such process
     gone = fsio.temp_name_for(layout.working / f"{dead.tag()}-20260101-000000-kitchen-abcd")
     gone.mkdir()
     mine = fsio.temp_name_for(layout.working / f"{Owner.current().tag()}-20260101-000000-den-abcd")
