@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--burst", action="store_true", help="exit once the inbox is empty and no job is in flight"
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics on PORT instead of [metrics] port (0: a free port, written to the "
+        "status file and to .sharpmld/targets/ for Prometheus)",
+    )
 
     p = sub.add_parser("init", help="create the folder tree and a default sharpmld.toml")
     _common(p)
@@ -165,6 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sharpmld.daemon.loop import Daemon
 
     cfg = _config(args)
+    if args.metrics_port is not None:
+        cfg = cfg.with_value("metrics", "port", args.metrics_port, "--metrics-port")
     log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
     return Daemon(cfg, burst=args.burst).run()
 

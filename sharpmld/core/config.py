@@ -184,6 +184,12 @@ class Config:
         value: str = self.get("worker", "python")
         return str(_resolve(value, self.root)) if value else None
 
+    def with_value(self, section: str, key: str, value: Any, source: str) -> Config:
+        """This configuration with one key set from the command line, validated like the file."""
+        merged = {name: dict(keys) for name, keys in self.sections.items()}
+        merged.setdefault(section, {})[key] = value
+        return Config(self.root, self.path, validate(merged, source))
+
     def as_toml_dict(self) -> dict[str, Any]:
         """Every key with its effective value, as written by ``sharpmld init``."""
         out: dict[str, Any] = {"root": str(self.root)}

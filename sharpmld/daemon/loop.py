@@ -28,6 +28,7 @@ from sharpmld.daemon.status import (
     write_status,
 )
 from sharpmld.daemon.stopping import StopPolicy
+from sharpmld.daemon.targets import remove_target, sweep_targets, write_target
 from sharpmld.daemon.waiting import Waiter
 from sharpmld.daemon.watching import WatcherKeeper
 from sharpmld.intake.scanner import Entry, InboxScanner
@@ -137,6 +138,7 @@ class Daemon:
             host = str(self.config.get("metrics", "host"))
             port = self.metrics.serve(host, int(self.config.get("metrics", "port")))
             metrics_url = f"http://{host}:{port}/metrics"
+            write_target(self.layout.state_dir, host, port, root=self.config.root)
         if config_python := self.config.worker_python:
             self.supervisor.package_dir = sv.package_path_for(config_python, self.layout.state_dir)
         self.watching.start(now)
@@ -154,6 +156,7 @@ class Daemon:
         self.events.start(self.facts(now))
         sweep_dead_status(self.layout.state_dir)
         write_status(self)
+        sweep_targets(self.layout.state_dir)  # after our own status file exists
 
     def stop(self) -> None:
         """Stop the worker and the watcher; hand back a job that is still in flight."""
@@ -172,6 +175,7 @@ class Daemon:
         self.housekeeping.stop()
         self.events.stop()
         remove_status(self.layout.state_dir)
+        remove_target(self.layout.state_dir)
         self.log.info("daemon stopped")
 
     def request_stop(self) -> None:

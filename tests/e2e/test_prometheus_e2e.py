@@ -57,9 +57,10 @@ def photo_folder(root: Path, name: str, count: int) -> None:
 
 
 class Prometheus:
-    """``prometheus`` as a child process on a free loopback port, scraping one daemon."""
+    """``prometheus`` as a child process on a free loopback port, scraping the daemons its
+    file-based discovery finds under ``<root>/.sharpmld/targets/`` (as the README says)."""
 
-    def __init__(self, workdir: Path, target: str) -> None:
+    def __init__(self, workdir: Path, root: Path) -> None:
         workdir.mkdir(parents=True)
         self.url = f"http://127.0.0.1:{free_port()}"
         config = workdir / "prometheus.yml"
@@ -69,7 +70,17 @@ class Prometheus:
                 {
                     "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                     "rule_files": [str(ALERTS)],
-                    "scrape_configs": [{"job_name": "sharpmld", "static_configs": [{"targets": [target]}]}],
+                    "scrape_configs": [
+                        {
+                            "job_name": "sharpmld",
+                            "file_sd_configs": [
+                                {
+                                    "files": [str(root / ".sharpmld" / "targets" / "*.json")],
+                                    "refresh_interval": "1s",
+                                }
+                            ],
+                        }
+                    ],
                 }
             )
         )
@@ -149,7 +160,7 @@ def test_dashboard_and_alerts_evaluate_in_prometheus(root: Path, tmp_path: Path,
     code: int | None = None
     try:
         instance = f"127.0.0.1:{d.metrics_port()}"
-        prometheus = Prometheus(tmp_path / "prometheus", instance)
+        prometheus = Prometheus(tmp_path / "prometheus", root)
         prom = prometheus
         wait_for(prom.ready, 30, lambda: f"prometheus to be ready\n{prom.text()}", interval=0.2)
 
