@@ -218,6 +218,7 @@ class JobDone:
     tag: ClassVar[tuple[str, str]] = ("ev", "job_done")
 
     job_id: str
+    accelerator_bytes: int | None = None  # what MPS/CUDA's allocator holds after the job
 
 
 # -- events the supervisor makes itself (never on the pipe) ------------------------------------

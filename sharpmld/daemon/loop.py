@@ -271,6 +271,7 @@ class Daemon:
             paused_reason=self.paused_reason(now),
             worker_memory_bytes=self.supervisor.memory_bytes(),
             watcher_restarts=self.watcher.restarts,
+            accelerator_bytes=self.supervisor.info.accelerator_bytes,
         )
 
     def paused_reason(self, now: float) -> str:

@@ -33,6 +33,7 @@ class DaemonFacts:
     paused_reason: str  # "" while claiming; else low_disk | engine_unavailable | shutting_down
     worker_memory_bytes: int  # resident bytes of the worker's process tree
     watcher_restarts: int  # times the inbox watcher was restarted since the daemon started
+    accelerator_bytes: int = 0  # MPS/CUDA allocator after the worker's last job (0: CPU)
 
 
 class JobRun(Protocol):

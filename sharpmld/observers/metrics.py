@@ -105,7 +105,9 @@ class Metrics(Observer):
             "sharpmld_worker_resident_memory_bytes", "Resident memory of the worker process tree", registry=r
         )
         self.worker_mps = Gauge(
-            "sharpmld_worker_mps_allocated_bytes", "Memory held by the MPS allocator", registry=r
+            "sharpmld_worker_mps_allocated_bytes",
+            "Memory the MPS (or CUDA) allocator holds for tensors after the last job",
+            registry=r,
         )
         self.worker_restarts = Counter(
             "sharpmld_worker_restarts_total", "Worker restarts by reason", ["reason"], registry=r
@@ -216,8 +218,6 @@ class Metrics(Observer):
             self.gaussians.inc(event.gaussians)
             for stage, seconds in event.timings.items():  # every stage, even one not known yet
                 self.stage.labels(stage=stage).observe(seconds)
-            if "mps_allocated_bytes" in event.result:
-                self.worker_mps.set(float(event.result["mps_allocated_bytes"]))
         else:
             self.images_rejected.labels(code=event.code).inc()
 
@@ -256,6 +256,7 @@ class Metrics(Observer):
         for r in PAUSE_REASONS:
             self.paused.labels(reason=r).set(1 if r == facts.paused_reason else 0)
         self.worker_rss.set(facts.worker_memory_bytes)
+        self.worker_mps.set(facts.accelerator_bytes)
         restarts = facts.watcher_restarts
         if restarts > self._watcher_seen:
             self.watcher_restarts.inc(restarts - self._watcher_seen)

@@ -71,6 +71,7 @@ class WorkerInfo:
     torch: str = ""
     load_seconds: float = 0.0
     pid: int = 0
+    accelerator_bytes: int = 0  # after the last job, as the worker measured it (0: CPU)
 
 
 class Supervisor:
@@ -219,8 +220,9 @@ class Supervisor:
             if now - self._started_at > float(self.config.get("worker", "start_timeout_seconds")):
                 self._lose(now, "timeout", "the model took too long to load")
         elif self.state == BUSY:
-            image_limit = float(self.config.get("worker", "image_timeout_seconds"))
-            job_limit = float(self.config.get("worker", "job_timeout_seconds"))
+            device = self.info.device
+            image_limit = self.config.seconds_for_device("worker", "image_timeout_seconds", device)
+            job_limit = self.config.seconds_for_device("worker", "job_timeout_seconds", device)
             if now - self._last_progress > image_limit:
                 self._lose(now, "timeout", f"an image took over {image_limit:g} s")
             elif now - self._job_started > job_limit:
@@ -253,6 +255,7 @@ class Supervisor:
         elif isinstance(event, JobDone):
             self._crashes = 0
             self.state = READY
+            self.info.accelerator_bytes = event.accelerator_bytes or 0
             limit = int(self.config.get("worker", "max_images_per_worker"))
             if limit and self._images_served >= limit:
                 self._out.append(WorkerRecycled(self._images_served))

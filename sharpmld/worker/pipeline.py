@@ -3,6 +3,11 @@
 While image k is in the model, image k+1 is decoded and validated on one thread and the
 outputs of image k-1 are post-processed and written on another, so a job of many images keeps
 the model busy. At most one image waits on each side, which bounds memory.
+
+On an accelerator (MPS, CUDA) every device operation stays on the model's thread: the input
+is moved and resized there, and the Gaussians are unprojected there and come back to the CPU
+before the write-behind thread sees them (``device`` says why). On the CPU, decode-ahead also
+prepares the input and write-behind also unprojects, as they can do so safely there.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sharpmld.formats.registry import DEFAULT_OPTIONS, FORMATS, WriteOptions
 from sharpmld.protocol import Event, ImageTask, JobDone, JobRequest, WorkerWarning
 from sharpmld.queue import cache_index as cache
 from sharpmld.queue.layout import IMAGES_DIR
+from sharpmld.worker import device as accel
 from sharpmld.worker import video_tasks as videos
 from sharpmld.worker.decode import LoadedImage, load_image, write_working_copy
 from sharpmld.worker.geometry import unproject
@@ -50,6 +56,7 @@ class Decoded:
     cache_key: str = ""
     model_input: tuple[Any, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    unprojected: tuple[Gaussians, float] | None = None  # made on the model's thread, and its time
 
 
 def sha256_file(path: Path) -> str:
@@ -64,8 +71,8 @@ def sha256_file(path: Path) -> str:
 def decode(task: ImageTask, job_dir: Path, req: JobRequest, device: torch.device | None = None) -> Decoded:
     """Hash, decode, orient and strip one input; rejections are results, not exceptions.
 
-    With ``device``, the model's input tensor is prepared here too, so that the decode-ahead
-    thread, not the model's turn, pays for the conversion and the resize.
+    With ``device`` (the CPU only: see ``device``), the model's input tensor is prepared here
+    too, so that the decode-ahead thread, not the model's turn, pays for the resize.
     """
     start = time.perf_counter()
     out = Decoded(task)
@@ -102,6 +109,16 @@ def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | No
     return model.module(resized, disparity_factor)
 
 
+def to_gaussians(decoded: Decoded, ndc: Any) -> tuple[Gaussians, float]:
+    """The model's NDC output as checked metric Gaussians on the CPU, and the seconds it took."""
+    assert decoded.image is not None
+    img = decoded.image
+    start = time.perf_counter()
+    gaussians = unproject(ndc, img.f_px, img.width, img.height)
+    _check_finite(gaussians)
+    return gaussians, time.perf_counter() - start
+
+
 def write_options(req: JobRequest) -> WriteOptions:
     """The request's format variants (the protocol carries them as plain fields)."""
     return WriteOptions(ply_layout=req.ply_layout, spz_version=req.spz_version)
@@ -126,12 +143,11 @@ def write_outputs(
     t0 = time.perf_counter()
     write_working_copy(img, images_dir / f"{decoded.task.stem}.png")
     copy_seconds = time.perf_counter() - t0
+    gaussians, unproject_seconds = decoded.unprojected or to_gaussians(decoded, ndc)
     start = time.perf_counter()
-    gaussians = unproject(ndc, img.f_px, img.width, img.height)
-    _check_finite(gaussians)
     meta = SceneMeta(f_px=img.f_px, width=img.width, height=img.height)
     records = to_vertex_records(gaussians)
-    timings = {"postprocess": time.perf_counter() - start, "write_image": copy_seconds}
+    timings = {"postprocess": unproject_seconds + time.perf_counter() - start, "write_image": copy_seconds}
     outputs: dict[str, Any] = {}
     for name in formats:
         fmt = FORMATS[name]
@@ -208,9 +224,11 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
 
     Three threads besides this one's model calls: decode ahead (one image), write behind
     (one image), and previews (at most one running and one waiting), so memory stays bounded
-    and the model waits for none of them.
+    and the model waits for none of them. On an accelerator only this thread touches it.
     """
     job_dir = Path(req.job_dir)
+    one_thread = accel.on_one_thread(model.device)
+    prepare_ahead = None if one_thread else model.device
     tasks = videos.expand(req, emit) if any(t.kind == "video" for t in req.images) else req.images
     pending: list[Future[None]] = []
     cached = CacheReader(req.cache_dir, lambda message: emit(WorkerWarning(req.job_id, message)))
@@ -221,7 +239,7 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
     ):
 
         def ahead_of(i: int) -> Future[Decoded] | None:
-            return decoder.submit(decode, tasks[i], job_dir, req, model.device) if i < len(tasks) else None
+            return decoder.submit(decode, tasks[i], job_dir, req, prepare_ahead) if i < len(tasks) else None
 
         ahead = ahead_of(0)
         behind: Future[Future[None] | None] | None = None
@@ -245,11 +263,19 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
             t0 = time.perf_counter()
             try:
                 ndc = infer(model, decoded.image, decoded.model_input)
+                accel.synchronize(model.device)  # GPU time is inference, not post-processing
             except Exception as exc:  # the model refusing one image must not end the job
                 emit(slot.failed(decoded.sha256, ModelError(f"The model failed on this image: {exc}")))
                 continue
             decoded.model_input = None
             decoded.timings["inference"] = time.perf_counter() - t0
+            if one_thread:
+                try:
+                    decoded.unprojected = to_gaussians(decoded, ndc)
+                except Exception as exc:
+                    emit(slot.failed(decoded.sha256, exc))
+                    continue
+                ndc = None  # the device's copy goes now; the writer has the CPU's
             if behind is not None:
                 _keep(pending, behind.result())
             behind = writer.submit(_finish_image, decoded, ndc, job_dir, req, slot, emit, previewer)
@@ -257,7 +283,8 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
             _keep(pending, behind.result())
         for future in pending:
             future.result()
-    emit(JobDone(req.job_id))
+    accel.empty_cache(model.device)  # an idle worker should not sit on the job's peak
+    emit(JobDone(req.job_id, accelerator_bytes=accel.allocated_bytes(model.device)))
 
 
 def _keep(pending: list[Future[None]], future: Future[None] | None) -> None:

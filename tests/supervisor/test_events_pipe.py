@@ -60,3 +60,24 @@ def test_an_oversized_line_loses_the_worker(busy: tuple[sv.Supervisor, int]) -> 
             break
     assert len(events) == 1 and isinstance(events[0], WorkerLost)
     assert events[0].detail == "the worker sent an oversized message"
+
+
+def test_the_accelerator_memory_the_worker_reports_reaches_the_gauge(
+    busy: tuple[sv.Supervisor, int], tmp_path: Path
+) -> None:
+    """The worker reports what MPS holds after each job; the daemon's gauge follows it."""
+    from prometheus_client import generate_latest
+
+    from sharpmld.observers.events import DaemonFacts
+    from sharpmld.observers.metrics import Metrics
+    from sharpmld.queue.layout import Layout
+
+    supervisor, pipe = busy
+    os.write(pipe, encode(JobDone("j", accelerator_bytes=3_000_000_000)))
+    supervisor.read_events(now=1.0)
+    assert supervisor.info.accelerator_bytes == 3_000_000_000
+    metrics = Metrics(Layout(tmp_path))
+    facts = DaemonFacts("", 0, 0, accelerator_bytes=supervisor.info.accelerator_bytes)
+    metrics.step(facts, 1.0)
+    scrape = generate_latest(metrics.registry).decode()  # the text a scrape gets
+    assert "sharpmld_worker_mps_allocated_bytes 3e+09" in scrape, scrape
