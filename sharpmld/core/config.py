@@ -37,8 +37,16 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
     },
     "worker": {
         "python": ("", (str,), "python that runs the worker; empty means the daemon's own"),
-        "image_timeout_seconds": (300.0, (int, float), "kill the worker past this per image"),
-        "job_timeout_seconds": (3600.0, (int, float), "kill the worker past this per job"),
+        "image_timeout_seconds": (
+            "auto",
+            (int, float, str),
+            "kill the worker past this per image; auto: 300 on a GPU, 1800 on the CPU",
+        ),
+        "job_timeout_seconds": (
+            "auto",
+            (int, float, str),
+            "kill the worker past this per job; auto: 3600 on a GPU, 43200 on the CPU",
+        ),
         "start_timeout_seconds": (600.0, (int, float), "how long the model may take to load"),
         "engine_retry_seconds": (60.0, (int, float), "retry an unavailable engine this often"),
         "max_images_per_worker": (0, (int,), "restart the worker after this many images; 0 never"),
@@ -132,6 +140,14 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     # The layouts `sharpmld.formats.ply` writes.
     ("outputs", "ply_layout"): ("3dgs", "ml-sharp"),
 }
+# Time limits whose "auto" depends on the device the worker reports: (on a GPU, on the CPU).
+# The real SHARP network takes about a second a photo on a GPU and 3 to over 5 minutes on a
+# 2-core CPU, so one limit cannot fit both.
+DEVICE_DEFAULTS: dict[tuple[str, str], tuple[float, float]] = {
+    ("worker", "image_timeout_seconds"): (300.0, 1800.0),
+    ("worker", "job_timeout_seconds"): (3600.0, 43200.0),
+}
+
 # The SPZ versions `sharpmld.formats.spz` writes.
 SPZ_VERSIONS = (2, 3)
 
@@ -172,6 +188,15 @@ class Config:
     def get(self, section: str, key: str) -> Any:
         """One value, falling back to the default table."""
         return self.sections.get(section, {}).get(key, DEFAULTS[section][key][0])
+
+    def seconds_for_device(self, section: str, key: str, device: str) -> float:
+        """A time limit with "auto" resolved for ``device`` as the worker reports it ("cpu",
+        "mps", "cuda"…); an unknown device gets the CPU's longer limit."""
+        value = self.get(section, key)
+        if value != "auto":
+            return float(value)
+        gpu, cpu = DEVICE_DEFAULTS[(section, key)]
+        return gpu if device and not device.startswith("cpu") else cpu
 
     @property
     def checkpoint(self) -> Path:
@@ -261,6 +286,13 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
             f"{source}: '{name}' must be {wanted} ({help_text}), got {value!r}; "
             f"for example {key} = {_toml_literal(default)}"
         )
+    if (section, key) in DEVICE_DEFAULTS and isinstance(value, str):
+        if value != "auto":
+            raise ConfigError(
+                f"{source}: '{name}' must be a number of seconds or \"auto\" ({help_text}), "
+                f"got {value!r}; for example {key} = {_toml_literal(default)}"
+            )
+        return value
     choices = CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{source}: '{name}' must be one of {', '.join(choices)}; got {value!r}")

@@ -11,7 +11,7 @@ import pytest
 import tomli_w
 
 from sharpmld.core import config
-from sharpmld.core.config import CHOICES, DEFAULTS, POSITIVE, Config, load, validate
+from sharpmld.core.config import CHOICES, DEFAULTS, DEVICE_DEFAULTS, POSITIVE, Config, load, validate
 from sharpmld.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +169,7 @@ def test_root_must_be_a_string() -> None:
         ("model", "device", 3, 'device = "auto"'),
         ("model", "checkpoint", ["a.pt"], "checkpoint = "),
         ("worker", "python", False, 'python = ""'),
-        ("worker", "image_timeout_seconds", "fast", "image_timeout_seconds = 300.0"),
+        ("worker", "image_timeout_seconds", "fast", 'image_timeout_seconds = "auto"'),
         ("limits", "max_images", 1.5, "max_images = 100"),
         ("limits", "max_file_mb", "20", "max_file_mb = 20.0"),
         ("intake", "ready_marker", 1, 'ready_marker = ""'),
@@ -210,7 +210,8 @@ def test_bool_is_refused_when_read_from_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("section", "key"), ALL_KEYS)
 def test_the_example_in_a_type_error_is_valid_toml_that_passes(section: str, key: str) -> None:
-    wrong: Any = "text" if str not in DEFAULTS[section][key][1] else 12345
+    text_is_wrong = str not in DEFAULTS[section][key][1] or (section, key) in DEVICE_DEFAULTS
+    wrong: Any = "text" if text_is_wrong else 12345
     message = refuse({section: {key: wrong}})
     example = message.split("for example ", 1)[1]
     parsed = tomllib.loads(example)
@@ -280,7 +281,8 @@ def test_other_numeric_keys_accept_zero_but_not_negatives(section: str, key: str
 
 def test_positive_table_only_names_real_numeric_keys() -> None:
     for section, key in POSITIVE:
-        assert set(DEFAULTS[section][key][1]) <= {int, float}, f"{section}.{key}"
+        auto = {str} if (section, key) in DEVICE_DEFAULTS else set()
+        assert set(DEFAULTS[section][key][1]) <= {int, float} | auto, f"{section}.{key}"
     assert NUMERIC_KEYS, "expected some numeric keys where 0 means off/unlimited"
 
 
@@ -495,3 +497,10 @@ def test_output_variants_accept_their_values(key: str, value: Any) -> None:
 )
 def test_output_variants_refuse_other_values(key: str, bad: Any, expected: str) -> None:
     assert re.search(expected, refuse({"outputs": {key: bad}}))
+
+
+def test_time_limits_are_a_number_or_auto() -> None:
+    assert validate({"worker": {"image_timeout_seconds": "auto"}}, "t.toml")
+    message = refuse({"worker": {"image_timeout_seconds": "long"}})
+    assert "worker.image_timeout_seconds" in message and '"auto"' in message, message
+    assert "greater than 0" in refuse({"worker": {"job_timeout_seconds": 0}})

@@ -120,9 +120,9 @@ class World:
         assert took < PROMPT, f"step took {took:.3f} s"
         return [as_dict(e) for e in events]
 
-    def ready(self) -> FakeChild:
+    def ready(self, device: str = "cpu") -> FakeChild:
         self.sup.start(self.now)
-        self.child.emit(ev="ready", device="cpu", torch="2.x", load_seconds=0.5, pid=self.child.pid)
+        self.child.emit(ev="ready", device=device, torch="2.x", load_seconds=0.5, pid=self.child.pid)
         assert [e["ev"] for e in self.step()] == ["ready"]
         return self.child
 
@@ -364,3 +364,30 @@ def test_a_spawn_that_fails_marks_the_engine_unavailable(tmp_path: Path) -> None
     sup.start(0.0)
     assert sup.state == sv.UNAVAILABLE
     assert "/nowhere/python" in sup.unavailable_reason and "No such file" in sup.unavailable_reason
+
+
+@pytest.mark.parametrize(("device", "limit"), [("mps", 300.0), ("cuda", 300.0), ("cpu", 1800.0)])
+def test_the_image_time_limit_follows_the_device_the_worker_reports(
+    tmp_path: Path, device: str, limit: float
+) -> None:
+    """A photo takes about a second on a GPU and minutes on a CPU: "auto" (the default)
+    gives each its own limit; past it the worker is stopped, not before."""
+    w = World(tmp_path)
+    try:
+        w.ready(device)
+        w.dispatch()
+        assert w.step(limit - 1.0) == [], "stopped before the device's limit"
+        event = lost(w.step(2.0))
+        assert event["reason"] == "timeout" and f"{limit:g} s" in event["detail"]
+    finally:
+        w.close()
+
+
+def test_a_time_limit_the_user_set_holds_on_every_device(tmp_path: Path) -> None:
+    w = World(tmp_path, image_timeout_seconds=300.0)
+    try:
+        w.ready("cpu")
+        w.dispatch()
+        assert lost(w.step(301.0))["reason"] == "timeout"
+    finally:
+        w.close()
