@@ -17,12 +17,12 @@ from xml.parsers.expat import ExpatError
 from xml.sax.saxutils import escape
 
 from sharpmld.cli.codes import RET_FAILURE, RET_NOT_FOUND, RET_OK
+from sharpmld.cli.service import tcc
 from sharpmld.cli.service.launchctl import Launchctl, Runner, run_command
 from sharpmld.cli.service.templates import PLIST_TEMPLATE, fill, program_arguments, stop_timeout, template
 from sharpmld.core import fsio
 from sharpmld.core.config import Config
 from sharpmld.core.errors import SharpmldError
-from sharpmld.core.macos import full_disk_access_advice, is_protected
 
 DEFAULT_LABEL = "com.sharpml.sharpmld"
 SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
@@ -95,23 +95,13 @@ def render_plist(config: Config, python: str = sys.executable, label: str = DEFA
     return plistlib.dumps(data, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
-def tcc_note(root: Path, *, macos: bool | None = None) -> str | None:
-    """On macOS, a warning when the root sits where TCC blocks daemons without Full Disk Access."""
-    if not (sys.platform == "darwin" if macos is None else macos) or not is_protected(root):
-        return None
-    return (
-        f"note: {root.absolute()} is in a folder macOS protects (Desktop, Documents, Downloads or "
-        "an external volume), where a launchd agent gets silent permission errors: "
-        f"{full_disk_access_advice()}."
-    )
-
-
 def install(
     config: Config,
     *,
     python: str = sys.executable,
     label: str = DEFAULT_LABEL,
     runner: Runner = run_command,
+    macos: bool | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -120,7 +110,12 @@ def install(
     launchctl = Launchctl.find("install", err, runner, config)
     if launchctl is None:
         return RET_FAILURE
-    if sys.platform == "darwin" and os.geteuid() == 0:
+    mac = sys.platform == "darwin" if macos is None else macos
+    protected = tcc.protected_paths(config, python) if mac else []
+    if protected:
+        err.write(tcc.refusal(protected))
+        return RET_FAILURE
+    if mac and os.geteuid() == 0:
         err.write(
             "sharpmld: do not install the agent as root (sudo): it is a per-user LaunchAgent; "
             "run `sharpmld launchd install` as the user who is logged in at the Mac's screen\n"
@@ -150,9 +145,6 @@ def install(
         f"logs: {log_dir()}/{log_name(label)}.log (errors: {log_name(label)}.err.log)\n"
         "check it with `sharpmld launchd status`; remove it with `sharpmld launchd uninstall`\n"
     )
-    note = tcc_note(config.root)
-    if note:
-        err.write(note + "\n")
     return RET_OK
 
 
