@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -161,9 +162,11 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sharpmld.cli.service.logcap import cap_at_start
     from sharpmld.core import log
     from sharpmld.daemon.loop import Daemon
 
+    cap_at_start(os.environ)  # only under launchd, whose log files nothing else rotates
     cfg = _config(args)
     log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
     return Daemon(cfg, burst=args.burst).run()

@@ -19,8 +19,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 PROTECTED_FOLDERS = ("Desktop", "Documents", "Downloads", "Library/Mobile Documents")
 """Folders of the home directory that TCC guards; ``Library/Mobile Documents`` is iCloud Drive."""
 
@@ -69,6 +67,8 @@ def tcc_binary(python: str) -> TccBinary:
 
 def running_tcc_binary() -> TccBinary:
     """What TCC sees running this process: the kernel's executable path, past any launcher."""
+    import psutil  # here: `sharpmld launchd print` must work from a wheel installed alone
+
     try:
         exe = psutil.Process().exe()
     except (psutil.Error, OSError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sharpmld.core import macos
@@ -110,13 +111,13 @@ def test_the_running_process_is_named_by_its_real_executable(
         def exe(self) -> str:
             return str(binary)
 
-    monkeypatch.setattr(macos.psutil, "Process", Process)
+    monkeypatch.setattr(psutil, "Process", Process)
     assert macos.running_tcc_binary() == macos.TccBinary(str(binary), str(app))
     assert str(app) in macos.full_disk_access_advice()
 
     class Gone:
         def exe(self) -> str:
-            raise macos.psutil.AccessDenied()
+            raise psutil.AccessDenied()
 
-    monkeypatch.setattr(macos.psutil, "Process", Gone)
+    monkeypatch.setattr(psutil, "Process", Gone)
     assert macos.running_tcc_binary().binary == os.path.realpath(macos.sys.executable)
