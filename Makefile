@@ -11,6 +11,7 @@ STAMP := $(VENV)/.installed
 test: lint types pytest
 
 $(STAMP): pyproject.toml
+	$(PYTHON) sharpmld/cli/preflight.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"

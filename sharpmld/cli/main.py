@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -168,9 +169,11 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sharpmld.cli.service.logcap import cap_at_start
     from sharpmld.core import log
     from sharpmld.daemon.loop import Daemon
 
+    cap_at_start(os.environ)  # only under launchd, whose log files nothing else rotates
     cfg = _config(args)
     if args.metrics_port is not None:
         cfg = cfg.with_value("metrics", "port", args.metrics_port, "--metrics-port")

@@ -59,4 +59,4 @@ def test_an_installed_wheel_prints_a_valid_plist(tmp_path: Path) -> None:
     python, *args = data["ProgramArguments"]
     assert Path(python).parent == venv / "bin", "the agent runs the venv's own python"
     assert args == ["-m", "sharpmld", "run", "--root", str(root)]
-    assert data["WorkingDirectory"] == str(root)
+    assert data["WorkingDirectory"] == str(tmp_path / "home")  # HOME: the root may be unmounted

@@ -103,7 +103,9 @@ def test_plist_has_every_key_with_the_right_type_and_value(tmp_path: Path, home:
     assert data["LimitLoadToSessionType"] == "Aqua"
     assert isinstance(data["ExitTimeOut"], int)
     assert data["ExitTimeOut"] >= 100 + 10, "grace plus a margin to stop the worker"
-    assert data["WorkingDirectory"] == str(root)
+    # HOME, not the root: a root on a volume not mounted yet must not make launchd exit 78
+    # before sharpmld can say what is wrong.
+    assert data["WorkingDirectory"] == str(home)
     logs = home / "Library" / "Logs" / "sharpmld"
     assert Path(data["StandardOutPath"]).parent == logs
     assert Path(data["StandardErrorPath"]).parent == logs
@@ -114,6 +116,9 @@ def test_plist_has_every_key_with_the_right_type_and_value(tmp_path: Path, home:
     assert env["PYTORCH_ENABLE_MPS_FALLBACK"] == "1"
     assert env["HOME"] == str(home)
     assert env["PATH"].split(":")[0] == os.path.dirname(sys.executable)
+    # Homebrew's bin (Apple Silicon, then Intel) for hook commands given by bare name.
+    assert env["PATH"].split(":")[1:3] == ["/opt/homebrew/bin", "/usr/local/bin"]
+    assert env["SHARPMLD_LAUNCHD_LOG"] == str(logs / "sharpmld")  # the logs capped at start
 
 
 def test_plist_without_a_config_file_has_no_config_argument(tmp_path: Path, home: Path) -> None:
@@ -166,7 +171,7 @@ def test_hostile_root_is_escaped_and_comes_back_exactly(tmp_path: Path, home: Pa
     data = plistlib.loads(raw)
     assert data["ProgramArguments"][5] == str(root)
     assert data["ProgramArguments"][7] == str(root / config.CONFIG_NAME)
-    assert data["WorkingDirectory"] == str(root)
+    assert data["ProgramArguments"][5] == str(root)
     assert plistlib.loads(plistlib.dumps(data)) == data
 
 
@@ -259,13 +264,22 @@ def test_systemd_unit_for_a_hostile_root(tmp_path: Path) -> None:
 # --- the command line -------------------------------------------------------------------------
 
 
+# launchctl(1) as documented: print of a loaded service shows "state = running" and its pid
+# (or "state = not running"); 113 for one launchd does not know; bootout 3 (ESRCH) when not
+# loaded; kill SIGTERM signals the job and returns at once; kickstart starts it (-k: kills it
+# first); a bootstrapped job starts at once (RunAtLoad).
 FAKE_LAUNCHCTL = r"""#!/bin/sh
 (IFS=$(printf '\t'); printf '%s\n' "$*") >> @CALLS@
 LOADED=@LOADED@
+RUNNING=@LOADED@.running
 case "$1" in
 print)
   if [ -f "$LOADED" ]; then
-    printf '%s\n' "$2 = {" "    state = running" "    pid = 4242" "    last exit code = 0" "}"
+    if [ -f "$RUNNING" ]; then
+      printf '%s\n' "$2 = {" "    state = running" "    pid = 4242" "    last exit code = 0" "}"
+    else
+      printf '%s\n' "$2 = {" "    state = not running" "    last exit code = 0" "}"
+    fi
     exit 0
   fi
   echo "Could not find service in domain for port" >&2; exit 113;;
@@ -273,12 +287,16 @@ bootstrap)
   if [ -n "$FAKE_BOOTSTRAP_FAILS" ]; then
     echo "Bootstrap failed: 5: Input/output error" >&2; exit 5
   fi
-  touch "$LOADED";;
+  touch "$LOADED" "$RUNNING";;
 bootout)
   [ -f "$LOADED" ] || { echo "Boot-out failed: 3: No such process" >&2; exit 3; }
-  rm "$LOADED";;
+  rm -f "$LOADED" "$RUNNING";;
+kill)
+  [ -f "$LOADED" ] || { echo "Could not find service" >&2; exit 113; }
+  rm -f "$RUNNING";;
 kickstart)
-  [ -f "$LOADED" ] || { echo "Could not find service" >&2; exit 113; };;
+  [ -f "$LOADED" ] || { echo "Could not find service" >&2; exit 113; }
+  touch "$RUNNING";;
 esac
 """
 
@@ -371,7 +389,11 @@ def test_install_status_restart_uninstall_with_a_fake_launchctl(tmp_path: Path) 
     assert data["ProgramArguments"][7] == str(root / config.CONFIG_NAME)
     assert (home / "Library" / "Logs" / "sharpmld").is_dir()
     assert not [p for p in plist.parent.iterdir() if p.name.startswith(TEMP_PREFIX)]
-    assert calls_of(log) == [["print", f"gui/{uid}/{LABEL}"], ["bootstrap", f"gui/{uid}", str(plist)]]
+    assert calls_of(log) == [
+        ["print", f"gui/{uid}/{LABEL}"],
+        ["enable", f"gui/{uid}/{LABEL}"],  # a user's "off" switch would fail the bootstrap
+        ["bootstrap", f"gui/{uid}", str(plist)],
+    ]
     assert str(plist) in proc.stdout
 
     proc = launchd_cli(tmp_path, root, "status", path=path)
@@ -384,13 +406,21 @@ def test_install_status_restart_uninstall_with_a_fake_launchctl(tmp_path: Path) 
     assert calls_of(log) == [
         ["print", f"gui/{uid}/{LABEL}"],
         ["bootout", f"gui/{uid}/{LABEL}"],
+        ["print", f"gui/{uid}/{LABEL}"],  # gone: nothing to wait for
+        ["enable", f"gui/{uid}/{LABEL}"],
         ["bootstrap", f"gui/{uid}", str(plist)],
     ], "reinstalling reloads the agent"
 
     log.unlink()
     proc = launchd_cli(tmp_path, root, "restart", path=path)
     assert proc.returncode == RET_OK, proc.stderr
-    assert calls_of(log) == [["kickstart", "-k", f"gui/{uid}/{LABEL}"]]
+    service = f"gui/{uid}/{LABEL}"
+    assert calls_of(log) == [
+        ["print", service],
+        ["kill", "SIGTERM", service],  # not kickstart -k: that is SIGKILL, the job is lost
+        ["print", service],  # not running any more
+        ["kickstart", service],
+    ]
 
     log.unlink()
     proc = launchd_cli(tmp_path, root, "uninstall", path=path)
@@ -459,21 +489,11 @@ def test_launchd_print_does_not_import_torch_or_numpy(tmp_path: Path) -> None:
     assert "launchd 0 False False" in proc.stderr.splitlines()
 
 
-def test_tcc_note_on_macos_only_for_protected_folders(home: Path) -> None:
-    note = launchd.tcc_note(home / "Documents" / "SharpML", macos=True)
-    assert note is not None and "Full Disk Access" in note
-    assert launchd.tcc_note(Path("/Volumes/External/SharpML"), macos=True) is not None
-    assert launchd.tcc_note(home / "SharpML", macos=True) is None
-    assert launchd.tcc_note(home / "Documents" / "SharpML", macos=False) is None
-
-
-def test_the_installer_and_the_access_check_give_one_full_disk_access_advice(
+def test_the_access_check_gives_the_full_disk_access_advice(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     advice = full_disk_access_advice()
     assert os.path.realpath(sys.executable) in advice and "Privacy & Security" in advice
-    note = launchd.tcc_note(home / "Desktop" / "SharpML", macos=True)
-    assert note is not None and advice in note
     root = tmp_path / "root"
     make_tree(root)
 

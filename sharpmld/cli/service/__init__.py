@@ -1,8 +1,9 @@
 """Running sharpmld at login: a launchd agent on macOS, a systemd user unit on Linux.
 
-``templates`` fills the shipped templates, ``launchd`` writes and drives the agent through
-``launchctl.Launchctl``, ``systemd`` renders the unit and says how to install it. No torch, no
-numpy: the CLI imports this package for ``sharpmld launchd``.
+``templates`` fills the shipped templates, ``plist`` renders the agent, ``launchd`` installs
+and drives it through ``launchctl.Launchctl`` (``waiting`` bounds launchd's asynchronous
+stops, ``tcc`` refuses protected paths, ``logcap`` caps its logs), ``systemd`` renders the
+unit and says how to install it. No torch, no numpy: the CLI imports this package for ``sharpmld launchd``.
 """
 
 from __future__ import annotations
@@ -41,5 +42,5 @@ def command(
     if action == "status":
         return launchd.status(out=out, err=err)
     if action == "restart":
-        return launchd.restart(out=out, err=err)
+        return launchd.restart(load_config(), out=out, err=err)
     raise ValueError(f"unknown action {action!r}")

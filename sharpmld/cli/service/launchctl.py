@@ -9,10 +9,12 @@ failure into one message naming the command, launchctl's own words and the likel
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from sharpmld.cli.codes import RET_FAILURE
@@ -21,8 +23,40 @@ from sharpmld.core.config import Config
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
-# launchctl's answers for "no such service": bootout says 3 (ESRCH), print says 113.
-_NOT_LOADED_CODES = (3, 113)
+# launchctl exits with an errno-style code that `launchctl error CODE` decodes (launchctl(1)):
+# 3 ESRCH "No such process", 5 EIO "Input/output error", 36 EINPROGRESS "Operation now in
+# progress"; print says 113 for a service launchd does not know.
+ESRCH, EIO, EINPROGRESS = 3, 5, 36
+_NOT_LOADED_CODES = (ESRCH, 113)
+_PRINT_FIELD = re.compile(r"^\s*(state|pid|last exit code) = (.*)$")
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What ``launchctl print`` says of a loaded service: running or not, pid, last exit code."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        """``state = running``; launchd prints ``not running`` (or ``waiting``) otherwise."""
+        return self.fields.get("state") == "running"
+
+    @property
+    def pid(self) -> str | None:
+        """The running job's pid as printed, or None."""
+        return self.fields.get("pid")
+
+    @classmethod
+    def parse(cls, text: str) -> ServiceState:
+        """The first ``state``, ``pid`` and ``last exit code`` lines: the service's own, not a
+        nested endpoint's, which ``print`` lists further down."""
+        fields: dict[str, str] = {}
+        for line in text.splitlines():
+            match = _PRINT_FIELD.match(line)
+            if match and match.group(1) not in fields:
+                fields[match.group(1)] = match.group(2).strip()
+        return cls(fields)
 
 
 def run_command(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -58,6 +92,11 @@ class Launchctl:
         """Run ``launchctl ARGS`` and return what it did."""
         return self.runner([self.tool, *args])
 
+    def state(self, service: str) -> ServiceState | None:
+        """The service's state from ``launchctl print``, or None when it is not loaded."""
+        result = self.run("print", service)
+        return ServiceState.parse(result.stdout) if result.returncode == 0 else None
+
     @staticmethod
     def not_loaded(result: subprocess.CompletedProcess[str]) -> bool:
         """Whether a failed command only said that the service is not loaded."""
@@ -68,14 +107,16 @@ class Launchctl:
             or "no such process" in text
         )
 
-    def failed(self, args: Sequence[str], result: subprocess.CompletedProcess[str]) -> int:
+    def failed(
+        self, args: Sequence[str], result: subprocess.CompletedProcess[str], hint: str | None = None
+    ) -> int:
         """Say which command failed, launchctl's words and the likely cause; RET_FAILURE."""
         said = (result.stderr or result.stdout).strip()
         self.err.write(
             f"sharpmld: `launchctl {' '.join(args)}` failed (exit {result.returncode})"
             f"{': ' + said if said else ''}\n"
         )
-        hint = self._hint(args)
+        hint = self._hint(args) if hint is None else hint
         if hint:
             self.err.write(hint + "\n")
         return RET_FAILURE

@@ -1,109 +1,55 @@
-"""Running at login on macOS: the launchd agent's plist, and installing, checking, removing it.
+"""Running at login on macOS: installing, checking, restarting and removing the launchd agent.
 
-The plist template is filled with XML-escaped values, parsed back with ``plistlib`` and
-compared with what was meant, so a path that a plist cannot hold is an error here and never a
-broken agent. Installing writes the plist atomically and (re)loads it through ``Launchctl``.
+Every action goes through ``Launchctl``; the waits launchd's asynchronous stops need are in
+``waiting`` and take an injected clock. The plist itself is ``plist``'s job.
 """
 
 from __future__ import annotations
 
 import os
-import plistlib
-import re
 import sys
-from pathlib import Path
-from typing import Any, TextIO
-from xml.parsers.expat import ExpatError
-from xml.sax.saxutils import escape
+from typing import TextIO
 
 from sharpmld.cli.codes import RET_FAILURE, RET_NOT_FOUND, RET_OK
-from sharpmld.cli.service.launchctl import Launchctl, Runner, run_command
-from sharpmld.cli.service.templates import PLIST_TEMPLATE, fill, program_arguments, stop_timeout, template
+from sharpmld.cli.service import tcc
+from sharpmld.cli.service.launchctl import EIO, Launchctl, Runner, run_command
+from sharpmld.cli.service.plist import (
+    DEFAULT_LABEL,
+    check_label,
+    log_dir,
+    log_name,
+    plist_path,
+    render_plist,
+)
+from sharpmld.cli.service.templates import stop_timeout
+from sharpmld.cli.service.waiting import (
+    BOOTSTRAP_RETRY_SECONDS,
+    Clock,
+    SystemClock,
+    bootout_until_gone,
+    bootstrap_retrying,
+    wait_for_stop,
+)
 from sharpmld.core import fsio
 from sharpmld.core.config import Config
-from sharpmld.core.errors import SharpmldError
-from sharpmld.core.macos import full_disk_access_advice, is_protected
 
-DEFAULT_LABEL = "com.sharpml.sharpmld"
-SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+__all__ = [
+    "DEFAULT_LABEL",
+    "check_label",
+    "install",
+    "log_dir",
+    "log_name",
+    "plist_path",
+    "render_plist",
+    "restart",
+    "status",
+    "uninstall",
+]
 
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+WAIT_MARGIN_SECONDS = 10
+"""Added to the agent's ExitTimeOut when waiting for it to stop: launchd's own SIGKILL comes first."""
+
 _STATUS_FIELDS = ("state", "pid", "last exit code")
-
-
-def check_label(label: str) -> str:
-    """A launchd label usable as a file name: reverse-DNS letters, digits, dots, dashes."""
-    if not _LABEL.match(label):
-        raise SharpmldError(f"invalid launchd label {label!r}; use e.g. {DEFAULT_LABEL}")
-    return label
-
-
-def plist_path(label: str = DEFAULT_LABEL) -> Path:
-    """Where a user agent's plist lives: ``~/Library/LaunchAgents/<label>.plist``."""
-    return Path.home() / "Library" / "LaunchAgents" / f"{check_label(label)}.plist"
-
-
-def log_dir() -> Path:
-    """Where the agent's stdout and stderr go: ``~/Library/Logs/sharpmld``."""
-    return Path.home() / "Library" / "Logs" / "sharpmld"
-
-
-def log_name(label: str) -> str:
-    """``sharpmld`` for the default agent; an agent with another label logs under its label."""
-    return "sharpmld" if label == DEFAULT_LABEL else check_label(label)
-
-
-def render_plist(config: Config, python: str = sys.executable, label: str = DEFAULT_LABEL) -> bytes:
-    """The agent's plist: the template filled, parsed back, checked and dumped canonically."""
-    args = program_arguments(config, python)
-    root = str(config.root.absolute())
-    logs = log_dir()
-    values = {
-        "LABEL": check_label(label),
-        "PYTHON": args[0],
-        "ROOT": root,
-        "EXIT_TIMEOUT": str(stop_timeout(config)),
-        "LOG_DIR": str(logs),
-        "LOG_NAME": log_name(label),
-        "HOME": str(Path.home()),
-        "PATH": f"{os.path.dirname(args[0])}:{SYSTEM_PATH}",
-    }
-    escaped = {name: escape(value) for name, value in values.items()}
-    config_args = args[6:]  # after python -m sharpmld run --root ROOT: the config, if any
-    escaped["CONFIG_ARGS"] = "".join(f"\t\t<string>{escape(a)}</string>\n" for a in config_args)
-    text = fill(template(PLIST_TEMPLATE), escaped)
-    try:
-        data: dict[str, Any] = plistlib.loads(text.encode("utf-8"))
-    except (ExpatError, ValueError, UnicodeError) as exc:
-        raise SharpmldError(
-            f"cannot write a launchd plist for these paths ({exc}); "
-            f"a path holds characters a plist cannot hold: {args[1:]!r}"
-        ) from None
-    expected = {
-        "Label": label,
-        "ProgramArguments": args,
-        "WorkingDirectory": root,
-        "StandardOutPath": f"{logs}/{values['LOG_NAME']}.log",
-        "StandardErrorPath": f"{logs}/{values['LOG_NAME']}.err.log",
-    }
-    for key, value in expected.items():
-        if data.get(key) != value:
-            raise SharpmldError(
-                f"cannot write a launchd plist: {key} would read {data.get(key)!r} instead of "
-                f"{value!r} (a path holds characters a plist cannot hold, e.g. a carriage return)"
-            )
-    return plistlib.dumps(data, fmt=plistlib.FMT_XML, sort_keys=True)
-
-
-def tcc_note(root: Path, *, macos: bool | None = None) -> str | None:
-    """On macOS, a warning when the root sits where TCC blocks daemons without Full Disk Access."""
-    if not (sys.platform == "darwin" if macos is None else macos) or not is_protected(root):
-        return None
-    return (
-        f"note: {root.absolute()} is in a folder macOS protects (Desktop, Documents, Downloads or "
-        "an external volume), where a launchd agent gets silent permission errors: "
-        f"{full_disk_access_advice()}."
-    )
 
 
 def install(
@@ -112,15 +58,22 @@ def install(
     python: str = sys.executable,
     label: str = DEFAULT_LABEL,
     runner: Runner = run_command,
+    clock: Clock | None = None,
+    macos: bool | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Write the agent's plist and (re)load it with ``launchctl bootstrap gui/$UID``."""
-    out, err = out or sys.stdout, err or sys.stderr
+    """Write the agent's plist and (re)load it: bootout (drained), enable, bootstrap."""
+    out, err, clock = out or sys.stdout, err or sys.stderr, clock or SystemClock()
     launchctl = Launchctl.find("install", err, runner, config)
     if launchctl is None:
         return RET_FAILURE
-    if sys.platform == "darwin" and os.geteuid() == 0:
+    mac = sys.platform == "darwin" if macos is None else macos
+    protected = tcc.protected_paths(config, python) if mac else []
+    if protected:
+        err.write(tcc.refusal(protected))
+        return RET_FAILURE
+    if mac and os.geteuid() == 0:
         err.write(
             "sharpmld: do not install the agent as root (sudo): it is a per-user LaunchAgent; "
             "run `sharpmld launchd install` as the user who is logged in at the Mac's screen\n"
@@ -130,29 +83,47 @@ def install(
     target = plist_path(label)
     target.parent.mkdir(parents=True, exist_ok=True)
     log_dir().mkdir(parents=True, exist_ok=True)
-    config.root.mkdir(parents=True, exist_ok=True)  # launchd refuses a missing WorkingDirectory
+    config.root.mkdir(parents=True, exist_ok=True)
     fsio.write_bytes(target, data)
     os.chmod(target, 0o644)  # launchd ignores a plist that others may write
 
     service = launchctl.service(label)
-    if launchctl.run("print", service).returncode == 0:
-        args: tuple[str, ...] = ("bootout", service)  # reload, so that the new plist takes effect
-        result = launchctl.run(*args)
-        if result.returncode != 0 and not launchctl.not_loaded(result):
-            return launchctl.failed(args, result)
-    args = ("bootstrap", launchctl.domain, str(target))
-    result = launchctl.run(*args)
+    limit = stop_timeout(config) + WAIT_MARGIN_SECONDS
+    replaced = launchctl.state(service) is not None
+    if replaced:  # reload, so that the new plist takes effect
+        out.write(f"stopping the running {label} to load the new plist…\n")
+        gone = bootout_until_gone(launchctl, service, limit, clock, out)
+        if gone.outcome == "failed":
+            return launchctl.failed(("bootout", service), gone.result)
+        if gone.outcome == "draining":
+            err.write(
+                f"sharpmld: {label} is still finishing its job after {limit:g} s; the new plist is "
+                "written but not loaded. Run `sharpmld launchd install` again once "
+                "`sharpmld launchd status` says it is not loaded.\n"
+            )
+            return RET_FAILURE
+    # A disabled service cannot be bootstrapped (launchctl(1), enable); Homebrew's
+    # ``launchctl_load`` (Library/Homebrew/services/cli.rb) runs ``enable`` first too.
+    result = launchctl.run("enable", service)
     if result.returncode != 0:
-        return launchctl.failed(args, result)
+        return launchctl.failed(("enable", service), result)
+    retry_for = BOOTSTRAP_RETRY_SECONDS if replaced else 0.0
+    result = bootstrap_retrying(launchctl, str(target), retry_for, clock, out)
+    if result.returncode != 0:
+        hint = None
+        if replaced and result.returncode == EIO:
+            hint = (
+                f"launchd was still removing the previous {label} after {retry_for:g} s; "
+                "run `sharpmld launchd install` again in a minute."
+            )
+        return launchctl.failed(("bootstrap", launchctl.domain, str(target)), result, hint)
     out.write(
         f"installed {target}\n"
         f"sharpmld runs now and at every login, on {config.root}.\n"
-        f"logs: {log_dir()}/{log_name(label)}.log (errors: {log_name(label)}.err.log)\n"
+        f"logs: {log_dir()}/{log_name(label)}.log (errors: {log_name(label)}.err.log), "
+        "capped when the daemon starts\n"
         "check it with `sharpmld launchd status`; remove it with `sharpmld launchd uninstall`\n"
     )
-    note = tcc_note(config.root)
-    if note:
-        err.write(note + "\n")
     return RET_OK
 
 
@@ -196,8 +167,8 @@ def status(
         return RET_FAILURE
     target = plist_path(label)
     service = launchctl.service(label)
-    result = launchctl.run("print", service)
-    if result.returncode != 0:
+    state = launchctl.state(service)
+    if state is None:
         if target.exists():
             out.write(
                 f"{label} is installed ({target}) but not loaded; `sharpmld launchd install` loads it\n"
@@ -205,32 +176,53 @@ def status(
         else:
             out.write(f"{label} is not installed; `sharpmld launchd install` installs it\n")
         return RET_NOT_FOUND
-    fields: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        match = re.match(r"^\s*(state|pid|last exit code) = (.*)$", line)
-        if match and match.group(1) not in fields:
-            fields[match.group(1)] = match.group(2).strip()
     out.write(f"{label} is loaded ({service})\n")
     for key in _STATUS_FIELDS:
-        if key in fields:
-            out.write(f"  {key}: {fields[key]}\n")
+        if key in state.fields:
+            out.write(f"  {key}: {state.fields[key]}\n")
     out.write(f"  plist: {target}\n  logs: {log_dir()}/{log_name(label)}.log\n")
     return RET_OK
 
 
 def restart(
+    config: Config,
     *,
     label: str = DEFAULT_LABEL,
     runner: Runner = run_command,
+    clock: Clock | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Stop the running daemon gracefully and start it again (``launchctl kickstart -k``)."""
-    out, err = out or sys.stdout, err or sys.stderr
+    """SIGTERM, wait for the job in flight to finish (bounded), then start it again.
+
+    ``kickstart -k`` alone would SIGKILL the daemon (launchctl(1): "-k: If the service is
+    already running, kill the running instance before restarting the service", with SIGKILL
+    in practice), losing the job in flight; it is the fallback only when SIGTERM did not stop
+    the daemon within the agent's ExitTimeOut plus a margin.
+    """
+    out, err, clock = out or sys.stdout, err or sys.stderr, clock or SystemClock()
     launchctl = Launchctl.find("restart", err, runner)
     if launchctl is None:
         return RET_FAILURE
-    args = ("kickstart", "-k", launchctl.service(label))
+    service = launchctl.service(label)
+    state = launchctl.state(service)
+    if state is None:
+        err.write(f"sharpmld: {label} is not loaded; `sharpmld launchd install` loads it\n")
+        return RET_NOT_FOUND
+    args: tuple[str, ...] = ("kickstart", service)
+    if state.running:
+        limit = stop_timeout(config) + WAIT_MARGIN_SECONDS
+        out.write(f"stopping {label} (pid {state.pid}); waiting at most {limit:g} s for its job…\n")
+        out.flush()
+        result = launchctl.run("kill", "SIGTERM", service)
+        if result.returncode != 0 and not launchctl.not_loaded(result):
+            return launchctl.failed(("kill", "SIGTERM", service), result)
+        if not wait_for_stop(launchctl, service, state.pid, limit, clock):
+            err.write(
+                f"sharpmld: {label} did not stop within {limit:g} s of SIGTERM; "
+                "killing it (kickstart -k: SIGKILL; the job in flight is recovered when it starts again)\n"
+            )
+            args = ("kickstart", "-k", service)
     result = launchctl.run(*args)
     if result.returncode != 0:
         if launchctl.not_loaded(result):
