@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from sharpmld.queue.jobid import is_job_id
 from sharpmld.web.jobs import find_job, list_jobs
 from sharpmld.web.paths import resolve_file
 from sharpmld.web.security import Guard
@@ -57,7 +58,9 @@ def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str
         return JSONResponse(actions.status())
 
     async def api_retry(request: Request) -> Response:
-        back = actions.retry(request.path_params["job_id"])
+        job_id = request.path_params["job_id"]
+        # The CLI's retry takes a prefix for a person's convenience; a URL names one job exactly.
+        back = actions.retry(job_id) if is_job_id(job_id) else None
         if back is None:
             return JSONResponse(
                 {"code": "not_found", "message": "no failed job has this id"}, status_code=404

@@ -79,6 +79,12 @@ def test_retry_moves_a_failed_job_back(root: Path) -> None:
     assert client.post(f"/api/jobs/{FAILED}/retry").status_code == 404
 
 
+def test_retry_by_url_needs_the_whole_id(root: Path) -> None:
+    client, _ = _client(root)
+    assert client.post(f"/api/jobs/{FAILED[:10]}/retry").status_code == 404
+    assert (root / "failed" / FAILED).is_dir()
+
+
 def test_files_serve_types_and_ranges(root: Path) -> None:
     client, _ = _client(root)
     whole = (root / "done" / DONE / "a.ply").read_bytes()
