@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check the installation and say how to fix what is missing")
     _common(p, json_flag=True)
 
+    p = sub.add_parser("serve", help="serve the web app: the queue live, the jobs, upload, the 3D viewer")
+    _common(p)
+    p.add_argument("--host", help="address to bind (default: [web] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind (default: [web] port, 8642)")
+
     p = sub.add_parser("launchd", help="run at login: install, remove or show the launchd agent")
     _common(p)
     p.add_argument("action", choices=("install", "uninstall", "status", "restart", "print"))
@@ -305,7 +310,17 @@ def cmd_launchd(args: argparse.Namespace) -> int:
     return service.command(args.action, lambda: _config(args), systemd=args.systemd)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sharpmld.cli.serve import serve
+
+    cfg = _config(args)
+    host = args.host or str(cfg.get("web", "host"))
+    port = args.port if args.port is not None else int(cfg.get("web", "port"))
+    return serve(cfg, host, port)
+
+
 _COMMANDS = {
+    "serve": cmd_serve,
     "run": cmd_run,
     "init": cmd_init,
     "status": cmd_status,

@@ -126,6 +126,14 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "webhook_attempts": (3, (int,), "webhook tries before giving up"),
         "desktop": (False, (bool,), "macOS: show a notification when a job ends"),
     },
+    "web": {
+        "host": (
+            "127.0.0.1",
+            (str,),
+            "address `sharpmld serve` binds (another than loopback needs the token)",
+        ),
+        "port": (8642, (int,), "port of `sharpmld serve`"),
+    },
     "log": {
         "level": ("info", (str,), "debug | info | warning | error"),
         "format": ("auto", (str,), "auto (pretty on a terminal) | json | console"),
