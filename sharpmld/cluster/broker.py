@@ -1,0 +1,189 @@
+"""The NATS JetStream client, on an asyncio loop in a thread of its own.
+
+nats-py is asyncio-only and the daemon's loop and the cluster worker's loop are plain
+``step(now)`` loops that must never block, so every call here hands a coroutine to the
+broker's thread and returns a ``concurrent.futures.Future`` at once; the caller looks at it
+in a later step. ``stop`` closes the connection and ends the thread.
+
+What the broker is set up to do (``ensure``): one stream, ``SHARPMLD_PHOTOS``, on
+``sharpmld.jobs.*`` with work-queue retention (a photo's message goes once it is acked),
+file storage, and a duplicate window for ``Nats-Msg-Id``; one durable pull consumer per
+band with explicit acks, ``ack_wait`` and ``max_deliver``. A worker that holds a message
+calls ``in_progress`` well inside ``ack_wait`` while the model runs; ``nak`` hands it back
+at once (a worker told to stop); past ``max_deliver`` the server gives up on it and says so
+in an advisory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from sharpmld.cluster.subjects import BANDS, CONSUMERS, STREAM, SUBJECT_PREFIX, message_id, subject
+
+T = TypeVar("T")
+MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the broker's stream and consumers are set up (``[cluster]`` in the config)."""
+
+    url: str
+    ack_wait: float = 60.0  # seconds a worker may hold a photo between heartbeats
+    max_deliver: int = 5  # deliveries before a photo that keeps killing workers is given up
+    duplicate_window: float = 2 * 3600.0  # a re-publish within this is dropped as a duplicate
+
+
+@dataclass(frozen=True)
+class Published:
+    """The broker's answer to a publish: where the photo went, and whether it was known."""
+
+    sequence: int
+    duplicate: bool
+
+
+class Delivery:
+    """One photo handed to this worker; the broker's verbs on it return futures."""
+
+    def __init__(self, broker: Broker, msg: Msg) -> None:
+        self._broker, self._msg = broker, msg
+        self.data: bytes = msg.data
+        self.msg_id: str = (msg.headers or {}).get(MSG_ID, "")
+        self.subject: str = msg.subject
+        self.delivered: int = int(msg.metadata.num_delivered)  # 1 the first time
+
+    def in_progress(self) -> Future[None]:
+        """Tell the broker the work goes on: the ack deadline starts again."""
+        return self._broker.submit(self._msg.in_progress())
+
+    def ack(self) -> Future[None]:
+        """Done (after the commit): the broker forgets the photo."""
+        return self._broker.submit(self._ack())
+
+    async def _ack(self) -> None:
+        await self._msg.ack_sync()  # waits for the broker's word, unlike ack()
+
+    def nak(self) -> Future[None]:
+        """Hand the photo back now, for another worker."""
+        return self._broker.submit(self._msg.nak())
+
+    def term(self) -> Future[None]:
+        """Never deliver this photo again."""
+        return self._broker.submit(self._msg.term())
+
+
+class Broker:
+    """A NATS connection on its own thread; every method returns at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="nats", daemon=True)
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._subs: dict[str, JetStreamContext.PullSubscription] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Future[None]:
+        """Connect and make sure the stream and consumers exist; done when both are."""
+        self._thread.start()
+        return self.submit(self._connect())
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection (pending acks are flushed first) and end the thread."""
+        if self._thread.is_alive():
+            if self._nc is not None:
+                done = self.submit(self._nc.close())
+                with contextlib.suppress(Exception):  # a broker gone away: nothing to close
+                    done.result(timeout)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+        self._loop.close()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coro`` on the broker's thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    # -- verbs -------------------------------------------------------------------------------
+
+    def publish(self, band: str, job_id: str, photo: str, payload: bytes) -> Future[Published]:
+        """Offer one photo to the workers; a repeat of the same job and photo is a duplicate."""
+        return self.submit(self._publish(subject(band), message_id(job_id, photo), payload))
+
+    def fetch(self, timeout: float) -> Future[Delivery | None]:
+        """The next photo, from the high band first; None when none came within ``timeout``."""
+        return self.submit(self._fetch(timeout))
+
+    def pending(self) -> Future[dict[str, int]]:
+        """Per band: photos waiting, photos held by workers, and redeliveries so far."""
+        return self.submit(self._pending())
+
+    # -- on the broker's thread --------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        self._nc = await nats.connect(self.settings.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        self._js = self._nc.jetstream()
+        stream = StreamConfig(
+            name=STREAM,
+            subjects=[f"{SUBJECT_PREFIX}.*"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=self.settings.duplicate_window,
+        )
+        try:
+            await self._js.stream_info(STREAM)
+            await self._js.update_stream(stream)
+        except NotFoundError:
+            await self._js.add_stream(stream)
+        for band in BANDS:
+            consumer = ConsumerConfig(
+                durable_name=CONSUMERS[band],
+                filter_subject=subject(band),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self.settings.ack_wait,
+                max_deliver=self.settings.max_deliver,
+            )
+            await self._js.add_consumer(STREAM, consumer)
+            self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
+
+    async def _publish(self, subj: str, msg_id: str, payload: bytes) -> Published:
+        assert self._js is not None, "start() first"
+        ack = await self._js.publish(subj, payload, headers={MSG_ID: msg_id})
+        return Published(int(ack.seq), bool(ack.duplicate))
+
+    async def _fetch(self, timeout: float) -> Delivery | None:
+        # The high band is asked without waiting; only the last band waits out the timeout.
+        for i, band in enumerate(BANDS):
+            last = i == len(BANDS) - 1
+            try:
+                msgs = await self._subs[band].fetch(1, timeout=timeout if last else 0.05)
+            except NatsTimeout:
+                continue
+            if msgs:
+                return Delivery(self, msgs[0])
+        return None
+
+    async def _pending(self) -> dict[str, int]:
+        assert self._js is not None, "start() first"
+        out = {"pending": 0, "ack_pending": 0, "redelivered": 0}
+        for band in BANDS:
+            info = await self._js.consumer_info(STREAM, CONSUMERS[band])
+            out["pending"] += int(info.num_pending or 0)
+            out["ack_pending"] += int(info.num_ack_pending or 0)
+            out["redelivered"] += int(info.num_redelivered or 0)
+        return out
