@@ -62,3 +62,16 @@ def test_unknown_group_is_a_usage_error() -> None:
     )
     assert proc.returncode == 2
     assert "unknown group" in proc.stderr
+
+
+def test_precision_bench_skips_cleanly_without_a_venv_holding_ml_sharp(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.precision_bench", "--venv", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+        cwd=harness.REPO,
+        env=harness.env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "skipped" in proc.stdout and "ml-sharp" in proc.stdout

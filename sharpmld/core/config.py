@@ -34,6 +34,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "checkpoint": (DEFAULT_CHECKPOINT, (str,), "path to the SHARP .pt checkpoint"),
         "factory": ("sharp", (str,), '"sharp", or "package.module:function" returning a module'),
         "device": ("auto", (str,), "auto | mps | cuda | cpu"),
+        "precision": (
+            "fp32",
+            (str,),
+            "fp32 (as ml-sharp) | fp16 | bf16: half-precision weights and activations use less "
+            "memory; the geometry stays fp32",
+        ),
     },
     "worker": {
         "python": ("", (str,), "python that runs the worker; empty means the daemon's own"),
@@ -142,6 +148,8 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
 
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "device"): ("auto", "mps", "cuda", "cpu"),
+    # The dtypes `sharpmld.worker.model` can run the network in.
+    ("model", "precision"): ("fp32", "fp16", "bf16"),
     ("intake", "observer"): ("native", "polling"),
     ("log", "level"): ("debug", "info", "warning", "error"),
     ("log", "format"): ("auto", "json", "console"),

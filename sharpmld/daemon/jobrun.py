@@ -135,6 +135,7 @@ class JobRun:
                 factory=str(self.engine.get("model")),
                 formats=self.formats,
                 f_px_override=self.spec.f_px,
+                precision=str(cfg.get("model", "precision")),
                 previews=bool(cfg.get("outputs", "previews")),
                 orbit_frames=int(cfg.get("outputs", "orbit_frames")),
                 ply_layout=str(cfg.get("outputs", "ply_layout")),

@@ -29,11 +29,14 @@ def salt(
     factory: str,
     formats: list[str],
     f_px_override: float | None,
+    precision: str = "fp32",
     **outputs: Any,
 ) -> str:
     """The part of the key that comes from the job and the engine, not the image.
 
     ``outputs`` are any further settings that change what is written (previews, orbit).
+    A half-precision result must never answer an fp32 request (or the other way round); fp32
+    adds nothing to the key, so the entries cached before the setting existed still match.
     """
     parts = {
         "v": CACHE_VERSION,
@@ -41,6 +44,7 @@ def salt(
         "factory": factory,
         "formats": sorted(formats),
         "f_px": f_px_override,
+        **({} if precision == "fp32" else {"precision": precision}),
         **outputs,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

@@ -68,6 +68,7 @@ def worker_command(
         "factory": config.get("model", "factory"),
         "checkpoint": str(config.checkpoint),
         "device": config.get("model", "device"),
+        "precision": config.get("model", "precision"),
         "daemon_pid": os.getpid(),
         "limits": worker_limits(config),
         "max_memory_mb": config.get("worker", "max_memory_mb"),

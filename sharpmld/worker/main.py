@@ -84,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
 
-        loaded = load_model(settings["factory"], Path(settings["checkpoint"]), settings["device"])
+        loaded = load_model(
+            settings["factory"],
+            Path(settings["checkpoint"]),
+            settings["device"],
+            str(settings.get("precision", "fp32")),
+        )
     except EngineUnavailable as exc:
         channel.emit(WorkerUnavailable(exc.message, exc.code))
         return EXIT_UNAVAILABLE

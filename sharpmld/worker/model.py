@@ -34,6 +34,7 @@ class LoadedModel:
     device: torch.device
     load_seconds: float
     method: str
+    dtype: torch.dtype = torch.float32
 
 
 def select_device(name: str) -> torch.device:
@@ -84,12 +85,48 @@ def _read_state_dict(checkpoint: Path, mmap: bool) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_model(factory_spec: str, checkpoint: Path, device_name: str) -> LoadedModel:
-    """Build the network and load the checkpoint onto the chosen device (strict)."""
+# `[model] precision` -> the dtype of the network's weights and activations.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def check_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype for ``precision``, after running the network's kinds of op in it on ``device``.
+
+    Half-precision kernels are missing for some ops on some backends (bf16 on older MPS, fp16
+    on older CPUs' builds), and a network that silently fell back to fp32 would cost the memory
+    the setting exists to save; so an unsupported pair fails the worker's start, by name.
+    """
+    if precision not in DTYPES:
+        raise EngineUnavailable(f"[model] precision {precision!r} is not one of {', '.join(DTYPES)}")
+    dtype = DTYPES[precision]
+    if dtype == torch.float32:
+        return dtype
+    try:
+        with torch.no_grad():
+            x = torch.rand(1, 4, 8, 8, device=device).to(dtype)
+            y = torch.nn.functional.conv2d(x, torch.ones(4, 4, 3, 3, device=device, dtype=dtype))
+            y = torch.nn.functional.interpolate(y, size=(4, 4), mode="bilinear", align_corners=True)
+            z = torch.nn.functional.layer_norm(y.flatten(1), (y[0].numel(),)) @ torch.ones(
+                y[0].numel(), 2, device=device, dtype=dtype
+            )
+            torch.nn.functional.gelu(z).softmax(-1).sum().item()
+    except (RuntimeError, TypeError, NotImplementedError) as exc:
+        raise EngineUnavailable(
+            f"[model] precision = {precision!r} is not supported on device {device.type!r} "
+            f"by this torch ({torch.__version__}): {str(exc).splitlines()[0]}. "
+            'Set precision = "fp32", or another of fp16 and bf16.'
+        ) from None
+    return dtype
+
+
+def load_model(factory_spec: str, checkpoint: Path, device_name: str, precision: str = "fp32") -> LoadedModel:
+    """Build the network and load the checkpoint onto the chosen device (strict), in the
+    dtype ``precision`` names (the weights are cast once, here, not per image)."""
     start = time.perf_counter()
     if device_name in ("auto", "mps"):
         os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
     device = select_device(device_name)
+    dtype = check_precision(precision, device)
     factory = resolve_factory(factory_spec)
     if not checkpoint.is_file():
         raise EngineUnavailable(
@@ -102,8 +139,8 @@ def load_model(factory_spec: str, checkpoint: Path, device_name: str) -> LoadedM
         raise
     except Exception:
         module, method = _load_conventional(factory, checkpoint)
-    module.eval().to(device)
-    return LoadedModel(module, device, time.perf_counter() - start, method)
+    module.eval().to(device=device, dtype=dtype)
+    return LoadedModel(module, device, time.perf_counter() - start, method, dtype)
 
 
 def _load_fast(factory: Callable[[], torch.nn.Module], checkpoint: Path) -> tuple[Any, str]:
@@ -139,3 +176,23 @@ def _load_strict(
         raise EngineUnavailable(
             f"checkpoint {checkpoint} does not match the model: {' '.join(first)}"
         ) from None
+
+
+NDC_FIELDS = ("mean_vectors", "singular_values", "quaternions", "colors", "opacities")
+
+
+@dataclass(frozen=True)
+class Float32Ndc:
+    """The network's NDC Gaussians, each field in fp32 (ml-sharp returns a NamedTuple)."""
+
+    mean_vectors: torch.Tensor
+    singular_values: torch.Tensor
+    quaternions: torch.Tensor
+    colors: torch.Tensor
+    opacities: torch.Tensor
+
+
+def to_float32(ndc: Any) -> Float32Ndc:
+    """The network's output in fp32: the unprojection, the covariance and quaternion maths and
+    the files are fp32 whatever precision the network ran in."""
+    return Float32Ndc(*(getattr(ndc, name).float() for name in NDC_FIELDS))

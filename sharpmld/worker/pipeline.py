@@ -36,7 +36,7 @@ from sharpmld.worker import device as accel
 from sharpmld.worker import video_tasks as videos
 from sharpmld.worker.decode import LoadedImage, load_image, write_working_copy
 from sharpmld.worker.geometry import unproject
-from sharpmld.worker.model import LoadedModel
+from sharpmld.worker.model import LoadedModel, to_float32
 from sharpmld.worker.outcome import Slot, write_error
 from sharpmld.worker.preview import write_previews
 from sharpmld.worker.reuse import CacheReader, pixels_sha256
@@ -106,7 +106,7 @@ def prepare_input(image: LoadedImage, device: torch.device) -> tuple[torch.Tenso
 def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | None = None) -> Any:
     """The forward pass, on the input ``decode`` prepared (or preparing it now)."""
     resized, disparity_factor = prepared or prepare_input(image, model.device)
-    return model.module(resized, disparity_factor)
+    return to_float32(model.module(resized.to(model.dtype), disparity_factor.to(model.dtype)))
 
 
 def to_gaussians(decoded: Decoded, ndc: Any) -> tuple[Gaussians, float]:
