@@ -210,7 +210,8 @@ def test_bool_is_refused_when_read_from_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("section", "key"), ALL_KEYS)
 def test_the_example_in_a_type_error_is_valid_toml_that_passes(section: str, key: str) -> None:
-    wrong: Any = "text" if str not in DEFAULTS[section][key][1] else 12345
+    types = DEFAULTS[section][key][1]
+    wrong: Any = "text" if str not in types else 12345 if int not in types else ["a list"]
     message = refuse({section: {key: wrong}})
     example = message.split("for example ", 1)[1]
     parsed = tomllib.loads(example)
@@ -495,3 +496,35 @@ def test_output_variants_accept_their_values(key: str, value: Any) -> None:
 )
 def test_output_variants_refuse_other_values(key: str, bad: Any, expected: str) -> None:
     assert re.search(expected, refuse({"outputs": {key: bad}}))
+
+
+# --- the worker's memory cap ([worker] max_memory_mb) ----------------------------------------
+
+
+def test_memory_cap_defaults_to_auto() -> None:
+    assert DEFAULTS["worker"]["max_memory_mb"][0] == "auto"
+    assert Config(Path("/r"), None).get("worker", "max_memory_mb") == "auto"
+
+
+@pytest.mark.parametrize("value", ["auto", 0, 6000, 4915.2])
+def test_memory_cap_takes_auto_or_a_number_of_mb(value: Any) -> None:
+    assert validate({"worker": {"max_memory_mb": value}}, "t") == {"worker": {"max_memory_mb": value}}
+
+
+@pytest.mark.parametrize("bad", ["Auto", "", "16 GB", "60%"])
+def test_memory_cap_refuses_other_words_and_says_what_it_takes(bad: str) -> None:
+    message = refuse({"worker": {"max_memory_mb": bad}})
+    assert "'worker.max_memory_mb'" in message and repr(bad) in message
+    assert 'max_memory_mb = "auto"' in message and "0: off" in message
+
+
+@pytest.mark.parametrize("bad", [-1, -0.5, float("nan")])
+def test_memory_cap_refuses_negative_and_nan(bad: float) -> None:
+    assert "'worker.max_memory_mb'" in refuse({"worker": {"max_memory_mb": bad}})
+
+
+def test_memory_cap_auto_round_trips_through_a_written_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", {"worker": {"max_memory_mb": "auto"}})
+    assert 'max_memory_mb = "auto"' in path.read_text()
+    cfg = load(root=tmp_path / "root", config_path=path, environ={})
+    assert cfg.get("worker", "max_memory_mb") == "auto"
