@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sharpmld.core.config import CHECKPOINT_URL, SHARP_INSTALL
+from sharpmld.core import memcap
+from sharpmld.core.config import CHECKPOINT_URL, SHARP_INSTALL, Config
 from sharpmld.core.errors import ConfigError
 
 _PROBE = """
@@ -58,6 +60,7 @@ def diagnose(root: str | None, config_path: str | None) -> list[Check]:
     except ConfigError as exc:
         return [Check("configuration", False, exc.message, "fix the key it names")]
     checks.append(Check("configuration", True, str(cfg.path or "defaults (no sharpmld.toml)")))
+    checks.append(memory_cap_check(cfg))
 
     layout = Layout(cfg.root)
     try:
@@ -112,6 +115,14 @@ def diagnose(root: str | None, config_path: str | None) -> list[Check]:
             )
         )
     return checks
+
+
+def memory_cap_check(cfg: Config, ram: Callable[[], int] = memcap.physical_ram) -> Check:
+    """The worker memory cap in force and where it comes from: "auto" depends on the machine,
+    so the figure is said rather than left for the person to work out."""
+    return Check(
+        "worker memory cap", True, memcap.resolve(cfg.get("worker", "max_memory_mb"), ram).describe()
+    )
 
 
 def _probe(python: str, factory: str) -> dict[str, Any]:

@@ -56,7 +56,11 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         "start_timeout_seconds": (600.0, (int, float), "how long the model may take to load"),
         "engine_retry_seconds": (60.0, (int, float), "retry an unavailable engine this often"),
         "max_images_per_worker": (0, (int,), "restart the worker after this many images; 0 never"),
-        "max_memory_mb": (16000, (int, float), "kill the worker above this resident size; 0 off"),
+        "max_memory_mb": (
+            "auto",
+            (int, float, str),
+            '"auto" (0.6 x physical RAM) or MB; kill the worker above this memory footprint; 0 off',
+        ),
         "max_file_size_mb": (4096, (int,), "largest file the worker may write; 0 unlimited"),
         "max_open_files": (1024, (int,), "open-file limit of the worker; 0 inherits"),
         "max_cpu_seconds": (0, (int,), "CPU-time limit of the worker process; 0 unlimited"),
@@ -329,6 +333,11 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
             raise ConfigError(
                 f"{source}: '{name}' has unknown format {unknown[0]!r}; known: {', '.join(KNOWN_FORMATS)}"
             )
+    if (section, key) == ("worker", "max_memory_mb") and isinstance(value, str) and value != "auto":
+        raise ConfigError(
+            f"{source}: '{name}' must be \"auto\" (0.6 x physical RAM) or a number of MB (0: off); "
+            f'got {value!r}; for example {key} = "auto"'
+        )
     if (section, key) == ("outputs", "spz_version") and value not in SPZ_VERSIONS:
         raise ConfigError(f"{source}: '{name}' must be 2 or 3 ({help_text}); got {value!r}")
     if (section, key) == ("metrics", "port") and not 0 <= value <= 65535:

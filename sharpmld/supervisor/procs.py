@@ -1,4 +1,4 @@
-"""Process utilities for the worker: signal its group, poll it, measure it, name its exit.
+"""Process utilities for the worker: signal its group, poll it, name its exit.
 
 Nothing here blocks: the supervisor's state machine polls on every ``step`` instead of waiting,
 so the daemon keeps scanning and heartbeating while a worker is being stopped.
@@ -11,8 +11,6 @@ import os
 import signal
 import subprocess
 from typing import Protocol
-
-import psutil
 
 
 class Child(Protocol):
@@ -75,20 +73,6 @@ def signal_group(pid: int, sig: int) -> bool:
         # The group exists but we may not signal it (should not happen: we started it).
         return True
     return True
-
-
-def process_tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its children (0 if it is gone)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            total += int(p.memory_info().rss)
-    return total
 
 
 def describe_exit(code: int | None) -> str:

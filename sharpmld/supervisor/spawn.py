@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sharpmld.core import fsio
+from sharpmld.core import fsio, memcap
 from sharpmld.core.config import Config
 from sharpmld.protocol import EVENT_FD_ENV
 from sharpmld.supervisor.procs import Child, PopenChild
@@ -62,8 +62,15 @@ def worker_command(
     platform: str | None = None,
     which: Callable[[str], str | None] = shutil.which,
     euid: int | None = None,
+    memory_cap_mb: float | None = None,
 ) -> WorkerCommand:
-    """The worker's command for ``config``; raises ValueError/KeyError when it cannot be run."""
+    """The worker's command for ``config``; raises ValueError/KeyError when it cannot be run.
+
+    The worker gets its memory cap as a number of MB (``memory_cap_mb``, resolved from the
+    configuration when not given), never ``"auto"``: it caps its MPS allocator to that figure.
+    """
+    if memory_cap_mb is None:
+        memory_cap_mb = memcap.resolve(config.get("worker", "max_memory_mb")).mb
     settings = {
         "factory": config.get("model", "factory"),
         "checkpoint": str(config.checkpoint),
@@ -71,7 +78,7 @@ def worker_command(
         "precision": config.get("model", "precision"),
         "daemon_pid": os.getpid(),
         "limits": worker_limits(config),
-        "max_memory_mb": config.get("worker", "max_memory_mb"),
+        "max_memory_mb": memory_cap_mb,
     }
     python = config.worker_python or sys.executable
     prefix = sandbox_prefix(bool(config.get("worker", "sandbox")), platform=platform, which=which, euid=euid)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sharpmld.core import memcap
 from sharpmld.core.config import Config
 from sharpmld.core.errors import ProtocolError
 from sharpmld.protocol import (
@@ -36,7 +37,7 @@ from sharpmld.protocol import (
     encode,
 )
 from sharpmld.supervisor import pipe, procs, spawn
-from sharpmld.supervisor.memory import MemorySampler
+from sharpmld.supervisor.memory import MemorySampler, TreeMemory
 from sharpmld.supervisor.procs import Child
 from sharpmld.supervisor.stopping import (
     KILL_GRACE,
@@ -84,10 +85,13 @@ class Supervisor:
         *,
         spawn_worker: Callable[[spawn.WorkerCommand], Child] = spawn.launch,
         signal_group: Callable[[int, int], bool] = procs.signal_group,
-        rss: Callable[[int], int] = procs.process_tree_rss,
+        memory: Callable[[int], int] | None = None,
+        ram: Callable[[], int] = memcap.physical_ram,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``memory`` measures the worker's process tree (default: :class:`TreeMemory` for this
+        platform); ``ram`` is the physical memory an ``"auto"`` cap is a share of."""
         self.config = config
         self.package_dir = package_dir
         self.state = STOPPED
@@ -95,7 +99,10 @@ class Supervisor:
         self.unavailable_reason = ""
         self._spawn = spawn_worker
         self._signal = signal_group
-        self._memory = MemorySampler(rss, clock)
+        measure = memory if memory is not None else TreeMemory()
+        self._memory = MemorySampler(measure, clock, kind=getattr(measure, "kind", "memory"))
+        # Resolved once: the worker's MPS cap, the kill threshold and the metrics all use it.
+        self.memory_cap = memcap.resolve(config.get("worker", "max_memory_mb"), ram)
         self._clock = clock
         self._sleep = sleep
         self._out: list[SupervisorEvent] = []
@@ -127,7 +134,12 @@ class Supervisor:
             return
         read_fd, write_fd = os.pipe()
         try:
-            command = spawn.worker_command(self.config, events_fd=write_fd, package_dir=self.package_dir)
+            command = spawn.worker_command(
+                self.config,
+                events_fd=write_fd,
+                package_dir=self.package_dir,
+                memory_cap_mb=self.memory_cap.mb,
+            )
             child = self._spawn(command)
         except (OSError, ValueError, KeyError) as exc:
             os.close(read_fd)
@@ -227,12 +239,13 @@ class Supervisor:
                 self._lose(now, "timeout", f"an image took over {image_limit:g} s")
             elif now - self._job_started > job_limit:
                 self._lose(now, "timeout", f"the job took over {job_limit:g} s")
-            elif over := self._memory.over(self.pid, float(self.config.get("worker", "max_memory_mb"))):
+            elif over := self._memory.over(self.pid, self.memory_cap.mb):
                 self._lose(now, "memory", over)
         return self._drain()
 
     def memory_bytes(self, max_age: float = 1.0) -> int:
-        """Resident bytes of the worker's process tree, sampled at most once per ``max_age``."""
+        """Bytes the worker's process tree holds (the footprint on macOS), sampled at most once
+        per ``max_age``."""
         return self._memory.bytes(self.pid, max_age)
 
     # -- what the worker says ----------------------------------------------------------------

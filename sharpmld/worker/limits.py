@@ -62,13 +62,24 @@ def die_with_parent(daemon_pid: int) -> None:
             pass
 
 
-def cap_mps_memory(limit_mb: float) -> None:
-    """On Apple GPUs, make the MPS allocator refuse to grow past the worker's memory cap."""
-    try:
-        import torch
+def cap_mps_memory(limit_mb: float, mps: Any = None) -> float:
+    """On Apple GPUs, make the MPS allocator refuse to grow past the worker's memory cap.
 
-        recommended = float(torch.mps.recommended_max_memory())
+    ``limit_mb`` is the cap the daemon resolved (``"auto"`` already turned into MB; 0: none).
+    PyTorch's ``torch.mps.set_per_process_memory_fraction`` takes a share of Metal's
+    ``recommendedMaxWorkingSetSize`` (``torch.mps.recommended_max_memory()``), from 0 to 2,
+    so the cap is divided by it. Returns the bytes the allocator may now hold (0: not capped).
+    """
+    try:
+        if mps is None:
+            import torch
+
+            mps = torch.mps
+        recommended = float(mps.recommended_max_memory())
         if limit_mb > 0 and recommended > 0:
-            torch.mps.set_per_process_memory_fraction(min(2.0, limit_mb * MB / recommended))
+            fraction = min(2.0, limit_mb * MB / recommended)
+            mps.set_per_process_memory_fraction(fraction)
+            return fraction * recommended
     except (AttributeError, RuntimeError):
         pass
+    return 0.0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 import tomli_w
 
@@ -540,6 +541,12 @@ def test_doctor_all_ok_with_the_tiny_model(root: Path) -> None:
         assert any(line.startswith(f"[ok] {name}:") for line in lines), (name, proc.stdout)
     assert "FAIL" not in proc.stdout
     assert "everything needed is in place" in proc.stdout
+    (cap,) = [line for line in lines if line.startswith("[ok] worker memory cap:")]
+    ram_gb = psutil.virtual_memory().total / (1 << 30)
+    assert cap == (
+        f"[ok] worker memory cap: {0.6 * ram_gb:.3g} GB (0.6 × {ram_gb:.3g} GB RAM; "
+        "set [worker] max_memory_mb to change)"
+    ), proc.stdout
 
 
 def test_doctor_missing_checkpoint_says_how_to_download_it(tmp_path: Path, root: Path) -> None:

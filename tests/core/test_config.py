@@ -210,8 +210,8 @@ def test_bool_is_refused_when_read_from_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("section", "key"), ALL_KEYS)
 def test_the_example_in_a_type_error_is_valid_toml_that_passes(section: str, key: str) -> None:
-    text_is_wrong = str not in DEFAULTS[section][key][1] or (section, key) in DEVICE_DEFAULTS
-    wrong: Any = "text" if text_is_wrong else 12345
+    types = DEFAULTS[section][key][1]
+    wrong: Any = "text" if str not in types else 12345 if int not in types else ["a list"]
     message = refuse({section: {key: wrong}})
     example = message.split("for example ", 1)[1]
     parsed = tomllib.loads(example)
@@ -504,3 +504,35 @@ def test_time_limits_are_a_number_or_auto() -> None:
     message = refuse({"worker": {"image_timeout_seconds": "long"}})
     assert "worker.image_timeout_seconds" in message and '"auto"' in message, message
     assert "greater than 0" in refuse({"worker": {"job_timeout_seconds": 0}})
+
+
+# --- the worker's memory cap ([worker] max_memory_mb) ----------------------------------------
+
+
+def test_memory_cap_defaults_to_auto() -> None:
+    assert DEFAULTS["worker"]["max_memory_mb"][0] == "auto"
+    assert Config(Path("/r"), None).get("worker", "max_memory_mb") == "auto"
+
+
+@pytest.mark.parametrize("value", ["auto", 0, 6000, 4915.2])
+def test_memory_cap_takes_auto_or_a_number_of_mb(value: Any) -> None:
+    assert validate({"worker": {"max_memory_mb": value}}, "t") == {"worker": {"max_memory_mb": value}}
+
+
+@pytest.mark.parametrize("bad", ["Auto", "", "16 GB", "60%"])
+def test_memory_cap_refuses_other_words_and_says_what_it_takes(bad: str) -> None:
+    message = refuse({"worker": {"max_memory_mb": bad}})
+    assert "'worker.max_memory_mb'" in message and repr(bad) in message
+    assert 'max_memory_mb = "auto"' in message and "0: off" in message
+
+
+@pytest.mark.parametrize("bad", [-1, -0.5, float("nan")])
+def test_memory_cap_refuses_negative_and_nan(bad: float) -> None:
+    assert "'worker.max_memory_mb'" in refuse({"worker": {"max_memory_mb": bad}})
+
+
+def test_memory_cap_auto_round_trips_through_a_written_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", {"worker": {"max_memory_mb": "auto"}})
+    assert 'max_memory_mb = "auto"' in path.read_text()
+    cfg = load(root=tmp_path / "root", config_path=path, environ={})
+    assert cfg.get("worker", "max_memory_mb") == "auto"

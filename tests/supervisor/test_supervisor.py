@@ -21,6 +21,7 @@ import pytest
 from sharpmld.core.config import Config
 from sharpmld.protocol import EVENT_FD_ENV, ImageTask, JobRequest, SupervisorEvent
 from sharpmld.supervisor import supervisor as sv
+from sharpmld.supervisor.memory import TreeMemory
 from sharpmld.supervisor.spawn import WorkerCommand
 
 PROMPT = 0.05  # real seconds a step may take: it must never wait for the worker
@@ -73,19 +74,34 @@ def as_dict(event: SupervisorEvent) -> dict[str, Any]:
 class World:
     """A supervisor wired to fakes, and the fake clock that drives it."""
 
-    def __init__(self, tmp_path: Path, dies_on: set[int] | None = None, **worker: Any) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        dies_on: set[int] | None = None,
+        *,
+        platform: str = "linux",
+        ram: int = 16 << 30,
+        **worker: Any,
+    ) -> None:
         self.now = 1000.0
         self.dies_on = {signal.SIGTERM, signal.SIGKILL} if dies_on is None else dies_on
         self.children: list[FakeChild] = []
         self.signals: list[tuple[float, int, int]] = []
         self.rss = 0
+        self.footprint: int | None = 0
         self.group_gone = False
         cfg = Config(tmp_path, None, {"worker": {"max_memory_mb": 100, **worker}})
         self.sup = sv.Supervisor(
             cfg,
             spawn_worker=self._spawn,
             signal_group=self._signal,
-            rss=lambda _pid: self.rss,
+            memory=TreeMemory(
+                platform,
+                footprint=lambda _pid: self.footprint,
+                rss=lambda _pid: self.rss,
+                children=lambda _pid: [],
+            ),
+            ram=lambda: ram,
             clock=lambda: self.now,
             sleep=self._sleep,
         )
@@ -230,6 +246,82 @@ def test_memory_over_the_limit_kills_the_worker_and_says_so(world: World) -> Non
     event = lost(world.step(1.0))  # TERM ends this worker at once: reaped on the same step
     assert world.signals[0] == (world.now, child.pid, signal.SIGTERM)
     assert event["reason"] == "memory" and "300 MB" in event["detail"] and "100 MB" in event["detail"]
+
+
+GIB = 1 << 30
+
+
+def mac_with_8_gb(tmp_path: Path) -> World:
+    """A fake 8 GB Mac with the default cap ("auto"): 0.6 × 8 GB = 4915.2 MB."""
+    return World(tmp_path, platform="darwin", ram=8 * GIB, max_memory_mb="auto")
+
+
+def test_on_an_8_gb_mac_the_default_cap_is_six_tenths_of_its_ram_and_reaches_the_worker(
+    tmp_path: Path,
+) -> None:
+    w = mac_with_8_gb(tmp_path)
+    try:
+        assert w.sup.memory_cap.mb == pytest.approx(4915.2)
+        w.sup.start(w.now)
+        settings = json.loads(w.child.command.argv[-1])
+        assert settings["max_memory_mb"] == pytest.approx(4915.2)  # a number: the worker's MPS cap
+    finally:
+        w.close()
+
+
+def test_on_a_mac_the_worker_is_killed_over_the_cap_by_its_footprint_though_its_rss_is_small(
+    tmp_path: Path,
+) -> None:
+    w = mac_with_8_gb(tmp_path)
+    try:
+        child = w.ready()
+        w.dispatch()
+        w.rss, w.footprint = 1 * GIB, 4 * GIB  # MPS tensors count in the footprint, not in RSS
+        assert w.step(1.0) == [] and w.sup.state == sv.BUSY
+        w.footprint = 5 * GIB
+        event = lost(w.step(1.0))
+        assert w.signals[0] == (w.now, child.pid, signal.SIGTERM)
+        assert event["reason"] == "memory"
+        assert "physical footprint" in event["detail"] and "5120 MB" in event["detail"]
+        assert "4915.2 MB limit" in event["detail"]
+    finally:
+        w.close()
+
+
+def test_on_a_mac_a_large_rss_under_a_small_footprint_is_left_alone(tmp_path: Path) -> None:
+    w = mac_with_8_gb(tmp_path)
+    try:
+        w.ready()
+        w.dispatch()
+        w.rss, w.footprint = 6 * GIB, 1 * GIB  # shared, clean pages: nothing the Mac must swap
+        for _ in range(3):
+            assert w.step(1.0) == []
+        assert w.sup.state == sv.BUSY and w.signals == []
+        assert w.sup.memory_bytes(max_age=0) == 1 * GIB
+    finally:
+        w.close()
+
+
+def test_on_a_mac_a_footprint_that_cannot_be_read_falls_back_to_rss(tmp_path: Path) -> None:
+    w = mac_with_8_gb(tmp_path)
+    try:
+        w.ready()
+        w.dispatch()
+        w.rss, w.footprint = 5 * GIB, None
+        assert lost(w.step(1.0))["reason"] == "memory"
+    finally:
+        w.close()
+
+
+def test_a_memory_cap_of_0_never_kills(tmp_path: Path) -> None:
+    w = World(tmp_path, platform="darwin", ram=8 * GIB, max_memory_mb=0)
+    try:
+        w.ready()
+        w.dispatch()
+        w.rss = w.footprint = 64 * GIB
+        assert w.step(1.0) == [] and w.sup.state == sv.BUSY
+    finally:
+        w.close()
 
 
 def test_recycle_after_the_image_quota_asks_then_restarts_without_blocking(tmp_path: Path) -> None:
