@@ -13,9 +13,11 @@ as ``daemon_died``. The daemon fails the job once either count reaches its limit
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from sharpmld.core import fsio
@@ -120,19 +122,69 @@ def adopt(path: Path, owner: Owner, *, lease_timeout: float, state_dir: Path) ->
         name = fsio.fit_name(f"{gone.owner.adoption_marker()}-released-{gone.heartbeat:.6f}")
     else:
         name = gone.owner.adoption_marker()
-    marker = path / name
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
+    if not _take_marker(path, name, owner, lease_timeout=lease_timeout, state_dir=state_dir):
         return None
-    except FileNotFoundError:
-        return None
-    os.close(fd)
     write_lease(path, owner)
     note_daemon_death(job)
     crashpoint("adopted")
     clean_outputs(path)
     return job
+
+
+MAX_MARKER_CHAIN = 16
+
+
+def _take_marker(path: Path, base: str, owner: Owner, *, lease_timeout: float, state_dir: Path) -> bool:
+    """Create the adoption marker ``base`` with O_EXCL, naming ``owner`` inside it.
+
+    When it exists, the daemon that made it is adopting right now, or died between making it
+    and writing its lease (then the lease still names the dead owner and, without this, no
+    one could ever adopt the job again: a burst run would wait on it forever). A marker whose
+    maker is gone, on this host by pid and start time, elsewhere by the marker's age on the
+    file server's clock, is followed by the next name in a chain, which O_EXCL again gives to
+    one daemon only.
+    """
+    name = base
+    for _ in range(MAX_MARKER_CHAIN):
+        marker = path / fsio.fit_name(name)
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            maker, made = _marker_maker(marker)
+            if maker is not None and maker.on_this_host():
+                gone = not maker.is_alive()
+            else:
+                gone = server_time(state_dir, owner) - made > lease_timeout
+            if not gone:
+                return False
+            name = f"{base}-after-{maker.tag() if maker else f'unnamed{made:.0f}'}"
+            continue
+        except FileNotFoundError:
+            return False  # the job left working/ meanwhile
+        try:
+            os.write(fd, json.dumps(asdict(owner)).encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+    return False
+
+
+def _marker_maker(marker: Path) -> tuple[Owner | None, float]:
+    """Who made an adoption marker (None if it died before writing it), and when."""
+    try:
+        made = marker.stat().st_mtime
+        text = marker.read_text("utf-8")
+    except OSError:
+        return None, 0.0  # gone meanwhile, or unreadable: judged by its age alone
+    try:
+        data = json.loads(text)
+        maker = Owner(
+            str(data["host"]), int(data["pid"]), float(data["started"]), str(data.get("host_id", ""))
+        )
+    except (ValueError, KeyError, TypeError):
+        return None, made
+    return maker, made
 
 
 def note_daemon_death(job: Job) -> None:

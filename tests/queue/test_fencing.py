@@ -6,6 +6,8 @@ machine id, and its clock is the heartbeat it writes into the lease (a skewed on
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -107,3 +109,45 @@ def test_an_adopted_owner_is_fenced_even_after_overwriting_the_lease(layout: Lay
     assert not holds(job.path, paused), "the adoption marker must still fence it"
     lease = read_lease(job.path)
     assert lease is not None and lease.owner.same_process(paused)
+
+
+def test_an_adopter_that_died_before_writing_its_lease_does_not_block_the_job_for_ever(
+    layout: Layout,
+) -> None:
+    """Killed between its adoption marker and its lease: the lease still names the first dead
+    owner, and the marker of that owner exists. The next daemon must still get the job."""
+    me = Owner.current()
+    first = Owner(me.host, 2**22 + 31, 1.0, me.host_id)  # dead, on this host
+    job = claim(layout, "trip", first)
+    assert job is not None
+    died_adopting = Owner(me.host, 2**22 + 32, 2.0, me.host_id)  # dead too
+    (job.path / first.adoption_marker()).write_text(json.dumps(dataclasses.asdict(died_adopting)))
+    taken = recovery.adopt(job.path, me, lease_timeout=LEASE_TIMEOUT, state_dir=layout.state_dir)
+    assert taken is not None, "the dead adopter's marker blocked the job"
+    assert holds(job.path, me) and not holds(job.path, first)
+    again = recovery.adopt(job.path, me, lease_timeout=LEASE_TIMEOUT, state_dir=layout.state_dir)
+    assert again is None
+
+
+def test_a_marker_whose_maker_is_alive_still_wins(layout: Layout) -> None:
+    """A daemon between its marker and its lease right now keeps the job."""
+    me = Owner.current()
+    first = Owner(me.host, 2**22 + 33, 1.0, me.host_id)
+    job = claim(layout, "trip", first)
+    assert job is not None
+    (job.path / first.adoption_marker()).write_text(json.dumps(dataclasses.asdict(me)))  # alive
+    other = Owner("other.local", 7, 7.0, "another-machine")
+    assert recovery.adopt(job.path, other, lease_timeout=LEASE_TIMEOUT, state_dir=layout.state_dir) is None
+    empty = claim_again(layout, "trip2")
+    (empty.path / Owner(me.host, 2**22 + 34, 1.0, me.host_id).adoption_marker()).touch()
+    fresh = recovery.adopt(empty.path, other, lease_timeout=LEASE_TIMEOUT, state_dir=layout.state_dir)
+    assert fresh is None, "a marker made a moment ago, still empty, must not be taken over"
+
+
+def claim_again(layout: Layout, name: str) -> recovery.Job:
+    (layout.inbox / name).mkdir()
+    (layout.inbox / name / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    me = Owner.current()
+    job = claim(layout, name, Owner(me.host, 2**22 + 34, 1.0, me.host_id))
+    assert job is not None
+    return job
