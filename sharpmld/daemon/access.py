@@ -1,7 +1,7 @@
 """The daemon's start-up access check: which folder lacks which permission, and the fix.
 
-On macOS a daemon meets privacy protection (TCC) in Desktop, Documents, Downloads and on
-external volumes: reads and writes fail with EPERM and no prompt, so the message names Full
+On macOS a daemon meets privacy protection (TCC) in Desktop, Documents, Downloads, iCloud
+Drive and on external volumes: reads and writes fail with EPERM and no prompt, so the message names Full
 Disk Access and the exact binary to give it to.
 """
 
