@@ -8,12 +8,20 @@ recovery removes -- never a half-written file under its real name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any
+
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - Windows has no fcntl
+    _fcntl = None  # type: ignore[assignment]
 
 TEMP_PREFIX = ".sharpmld-tmp-"
 
@@ -49,6 +57,24 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX)
 
 
+def full_fsync(fd: int, fcntl_mod: ModuleType | None = _fcntl) -> None:
+    """Push ``fd``'s data to stable storage, not just to the drive's cache.
+
+    On macOS fsync(2) only hands the data to the drive, which may keep it in its cache across
+    a power cut; Apple's fsync(2) man page says to use ``fcntl(fd, F_FULLFSYNC)`` for that.
+    Some file systems (network shares, exFAT on some drives) refuse F_FULLFSYNC, so a failure
+    falls back to plain fsync. Linux has no F_FULLFSYNC: its fsync already flushes the cache.
+    """
+    op = getattr(fcntl_mod, "F_FULLFSYNC", None) if fcntl_mod is not None else None
+    if op is not None and fcntl_mod is not None:
+        try:
+            fcntl_mod.fcntl(fd, op)
+            return
+        except OSError:
+            pass
+    os.fsync(fd)
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename or create inside ``path`` durable; a no-op where folders cannot be opened."""
     try:
@@ -56,11 +82,87 @@ def fsync_dir(path: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
+        full_fsync(fd)
     except OSError:
         pass
     finally:
         os.close(fd)
+
+
+LINK_UNSUPPORTED = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, 45})
+"""Errnos meaning "this file system makes no hard links": exFAT/FAT and SMB on macOS give
+EOPNOTSUPP (45 there, see intro(2)); Linux gives EPERM (link(2): "the file system containing
+oldpath and newpath does not support the creation of hard links") or EOPNOTSUPP."""
+
+LinkFn = Callable[[Path, Path], None]
+
+
+def hard_link(source: Path, target: Path) -> None:
+    """link(2) that does not follow a symlink source (the link itself is moved)."""
+    os.link(source, target, follow_symlinks=False)
+
+
+def link_unsupported(exc: BaseException) -> bool:
+    """Whether ``exc`` from link(2) means the file system has no hard links (not a real error)."""
+    if isinstance(exc, NotImplementedError):
+        return True
+    return (
+        isinstance(exc, OSError) and not isinstance(exc, FileExistsError) and (exc.errno in LINK_UNSUPPORTED)
+    )
+
+
+def move_file_exclusive(source: Path, target: Path, link: LinkFn = hard_link) -> None:
+    """Move the file ``source`` to ``target``; FileExistsError if ``target`` exists.
+
+    A hard link fails when the name is taken, so link-then-unlink never replaces anything.
+    Where links are not supported (exFAT, FAT, some shares) the name is first reserved with
+    an exclusive create, then ``source`` is renamed over that empty file of our own: still
+    never someone else's file replaced, and the original is never lost (at worst a crash
+    leaves the empty reservation beside it).
+    """
+    try:
+        link(source, target)
+    except OSError as exc:
+        if not link_unsupported(exc):
+            raise
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            os.replace(source, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            raise
+        fsync_dir(target.parent)
+        return
+    os.unlink(source)
+
+
+def copy_durably(source: Path, target: Path) -> None:
+    """Copy ``source`` to a new file ``target`` and fsync it before anyone sees the rename."""
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        shutil.copyfileobj(src, dst)
+        dst.flush()
+        full_fsync(dst.fileno())
+
+
+def link_or_copy(source: Path, target: Path, link: LinkFn = hard_link) -> None:
+    """Put ``source``'s bytes at ``target`` (replacing it), keeping ``source``.
+
+    A hard link when the file system has them, else a durable copy; either way through a temp
+    name so that ``target`` is never half-written.
+    """
+    tmp = temp_name_for(target)
+    try:
+        link(source, tmp)
+    except OSError:  # no hard links here, another device, or links refused: copy instead
+        copy_durably(source, tmp)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
 
 
 @contextlib.contextmanager
@@ -74,7 +176,7 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     try:
         yield f
         f.flush()
-        os.fsync(f.fileno())
+        full_fsync(f.fileno())
         f.close()
         os.replace(tmp, path)
     except BaseException:

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +89,4 @@ def store(cache_dir: Path, key: str, entry: dict[str, Any]) -> None:
 
 def link_or_copy(source: Path, target: Path) -> None:
     """Put ``source``'s bytes at ``target`` atomically: a hard link if possible, else a copy."""
-    tmp = fsio.temp_name_for(target)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    fsio.link_or_copy(source, target)

@@ -68,12 +68,14 @@ def free_name(folder: Path, name: str) -> Path:
     return candidate
 
 
-def move_without_replacing(source: Path, folder: Path, name: str) -> Path:
+def move_without_replacing(source: Path, folder: Path, name: str, link: fsio.LinkFn = fsio.hard_link) -> Path:
     """Rename ``source`` into ``folder`` under ``name`` or a free variant; never replace anything.
 
     A plain rename would silently replace a file someone dropped under the same name in the
-    meantime. A file is hard-linked (which fails if the name exists) and then unlinked; a
-    folder first reserves its name with mkdir, then replaces that empty folder of its own.
+    meantime. A file goes through ``fsio.move_file_exclusive`` (hard link then unlink, or on
+    file systems without links an exclusive reservation then rename); a folder first
+    reserves its name with mkdir, then replaces that empty folder of its own. ``link`` is
+    injectable so tests can play exFAT.
     """
     for _ in range(1000):
         target = free_name(folder, name)
@@ -82,14 +84,7 @@ def move_without_replacing(source: Path, folder: Path, name: str) -> Path:
                 target.mkdir()
                 os.rename(source, target)
             else:
-                try:
-                    os.link(source, target, follow_symlinks=False)
-                except (PermissionError, NotImplementedError):  # shares without hard links
-                    if target.exists() or target.is_symlink():
-                        continue
-                    os.rename(source, target)
-                    return target
-                os.unlink(source)
+                fsio.move_file_exclusive(source, target, link)
             return target
         except FileExistsError:
             continue
