@@ -142,3 +142,19 @@ def test_predict_answers_on_stdout_and_reports_progress_on_stderr(tmp_path: Path
     assert proc.returncode == RET_OK, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["result"]["source"] == "photo.png"
     assert "model loaded on cpu" in proc.stderr
+
+
+def test_a_worker_that_dies_gives_the_daemons_engine_crash_error(tmp_path: Path, checkpoint: Path) -> None:
+    dying = tmp_path / "venv" / "bin" / "python"
+    dying.parent.mkdir(parents=True)
+    dying.write_text("#!/bin/sh\nexit 9\n")
+    dying.chmod(dying.stat().st_mode | stat.S_IXUSR)
+    root = tmp_path / "root"
+    harness.write_config(root, checkpoint, worker={"python": str(dying)})
+    image = tmp_path / "photo.png"
+    write_png(image)
+    proc = sh(root, "predict", str(image), "-o", str(tmp_path / "out"), "--root", str(root), "--json")
+    assert proc.returncode == RET_FAILURE, proc.stdout + proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["code"] == "engine_crash"
+    assert "exit" in error["message"] and "9" in error["message"], error
