@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size", default=None, metavar="WxH", help="image size, for a .ply without a camera")
 
-    p = sub.add_parser("predict", help="run one image through the model, without the daemon")
+    p = sub.add_parser("predict", help="run one image through the daemon's worker, without the daemon")
     _common(p, json_flag=True)
     p.add_argument("image", type=Path, metavar="IMAGE")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR")

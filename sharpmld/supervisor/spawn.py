@@ -105,11 +105,15 @@ def worker_env(
     return env
 
 
-def launch(command: WorkerCommand) -> Child:
-    """Start the worker in its own session (so its whole group can be killed at once)."""
+def launch(command: WorkerCommand, *, stdout: int | None = None) -> Child:
+    """Start the worker in its own session (so its whole group can be killed at once).
+
+    ``stdout`` (a file descriptor) receives what the worker prints; None keeps the daemon's.
+    """
     proc = subprocess.Popen(
         command.argv,
         stdin=subprocess.PIPE,
+        stdout=stdout,
         pass_fds=command.pass_fds,
         env=command.env,
         start_new_session=True,

@@ -20,6 +20,7 @@ import pytest
 from sharpmld.core.config import Config
 from sharpmld.protocol import EVENT_FD_ENV
 from sharpmld.supervisor import spawn
+from tests.support import harness
 
 PY = sys.executable
 
@@ -221,3 +222,17 @@ def test_zero_limits_inherit_the_daemons(tmp_path: Path) -> None:
     for name in ("RLIMIT_CPU", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_AS"):
         assert got[name] == resource.getrlimit(getattr(resource, name))[0], name
     assert got["big_write"] == "written"
+
+
+def test_launch_can_send_what_the_worker_prints_to_another_descriptor(tmp_path: Path) -> None:
+    """predict keeps stdout for its answer: a worker's prints must land where it says."""
+    printed = tmp_path / "printed"
+    command = spawn.WorkerCommand(
+        argv=[sys.executable, "-c", "print('hello from ml-sharp')"], env=dict(os.environ), pass_fds=()
+    )
+    with printed.open("wb") as sink:
+        child = spawn.launch(command, stdout=sink.fileno())
+        harness.wait_for(lambda: child.poll() is not None, 30, "the child to exit")
+    child.close()
+    assert child.poll() == 0
+    assert printed.read_text() == "hello from ml-sharp\n"
