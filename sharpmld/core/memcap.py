@@ -3,8 +3,8 @@
 ``"auto"`` (the default) is a share of the machine's physical memory, because one fixed figure
 fits no range of machines: 16000 MB let the MPS allocator grow to about 10.9 GB on an 8 GB Mac,
 where it swaps long before the daemon steps in. A number sets the cap in MB; 0 turns it off.
-The supervisor kills the worker above the cap, the worker's MPS allocator is capped to it, the
-metrics export it and ``sharpmld doctor`` states it, all from :func:`resolve`.
+The supervisor kills the worker above the cap, the worker's MPS allocator is capped to it and
+``sharpmld doctor`` states it, all from :func:`resolve`.
 """
 
 from __future__ import annotations
