@@ -126,13 +126,7 @@ def move_file_exclusive(source: Path, target: Path, link: LinkFn = hard_link) ->
         if not link_unsupported(exc):
             raise
         os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        try:
-            os.replace(source, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
-            raise
-        fsync_dir(target.parent)
+        _replace_or_remove(source, target, remove=target)
         return
     os.unlink(source)
 
@@ -156,11 +150,17 @@ def link_or_copy(source: Path, target: Path, link: LinkFn = hard_link) -> None:
         link(source, tmp)
     except OSError:  # no hard links here, another device, or links refused: copy instead
         copy_durably(source, tmp)
+    _replace_or_remove(tmp, target, remove=tmp)
+
+
+def _replace_or_remove(source: Path, target: Path, *, remove: Path) -> None:
+    """Rename ``source`` over ``target`` durably; if that fails, remove ``remove`` (our own
+    temp file or reservation) so that nothing of ours is left behind."""
     try:
-        os.replace(tmp, target)
+        os.replace(source, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            os.unlink(remove)
         raise
     fsync_dir(target.parent)
 

@@ -19,14 +19,6 @@ from sharpmld.cli.service import launchd, tcc
 from sharpmld.core import config
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    return path
-
-
 def never_run(argv: object) -> object:
     raise AssertionError(f"launchctl must not run: {argv}")
 

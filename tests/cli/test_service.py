@@ -48,15 +48,6 @@ AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 ROOT_SKIP = "runs as root, and root bypasses file permissions: chmod 000 cannot deny it anything"
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fake HOME, so that ~/Library is a temp folder."""
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    return path
-
-
 def make_config(root: Path, grace: float | None = None) -> config.Config:
     """A configuration for ``root``; with ``grace``, from a sharpmld.toml that sets it."""
     if grace is not None:

@@ -19,14 +19,6 @@ import pytest
 from sharpmld.core import macos
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    return path
-
-
 def framework(prefix: Path, name: str, version: str) -> tuple[Path, Path]:
     """A framework build under ``prefix``: its bin/pythonX.Y launcher and its Python.app."""
     versions = prefix / f"{name}.framework" / "Versions" / version

@@ -6,7 +6,6 @@ start time matches no process), and the next one recovers the job on the same tm
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +17,6 @@ from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
 from sharpmld.queue.lease import Owner
 from sharpmld.queue.record import Job
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    out = Layout(tmp_path / "root")
-    out.ensure()
-    (out.inbox / "trip").mkdir()
-    (out.inbox / "trip" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
-    return out
 
 
 def dead_daemon(n: int) -> Owner:

@@ -12,23 +12,12 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
 from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import LEASE_FILE, Layout
 from sharpmld.queue.lease import Owner, holds, read_lease, server_time, write_lease
 
 LEASE_TIMEOUT = 60.0
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    out = Layout(tmp_path / "root")
-    out.ensure()
-    (out.inbox / "trip").mkdir()
-    (out.inbox / "trip" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
-    return out
 
 
 def elsewhere(pid: int = 4242) -> Owner:
