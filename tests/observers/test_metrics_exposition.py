@@ -4,18 +4,20 @@ the stage buckets, and no ``_created`` series."""
 from __future__ import annotations
 
 import resource
+import sys
 import time
 from pathlib import Path
 
 import psutil
 import tomli_w
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sharpmld.core import config
 from sharpmld.core.units import MB
 from sharpmld.daemon.loop import Daemon
 from sharpmld.observers.metrics import Metrics
+from sharpmld.observers.process import proc_readable, register_process_collector
 from sharpmld.queue.layout import Layout
 from tests.daemon.fakes import FakeWatcher, FakeWorker
 
@@ -107,3 +109,11 @@ def test_the_daemon_exports_its_configured_cap_and_min_free(tmp_path: Path) -> N
     samples = _samples(daemon.metrics)
     assert samples["sharpmld_worker_memory_limit_bytes"] == 4000 * MB
     assert samples["sharpmld_min_free_bytes"] == 1500 * MB
+
+
+def test_the_collector_is_chosen_by_whether_proc_is_readable(tmp_path: Path) -> None:
+    assert not proc_readable(str(tmp_path))  # a folder with no stat and no self, as on macOS
+    assert register_process_collector(CollectorRegistry(), proc_available=False) == "psutil"
+    if sys.platform == "linux":
+        assert proc_readable()
+        assert register_process_collector(CollectorRegistry()) == "proc"
