@@ -92,11 +92,11 @@ def to_srgb(
         transform = ImageCms.buildTransform(
             source, _srgb_profile(), "RGB", "RGB", renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC
         )
-        converted = ImageCms.applyTransform(Image.fromarray(rgb), transform)
+        image = Image.fromarray(rgb)
+        ImageCms.applyTransform(image, transform, inPlace=True)  # one 12 MP copy fewer
     except MemoryError:
         raise
     except Exception:
         note = "the embedded colour profile could not be applied; the pixels were used as they are"
         return rgb, ColourResult(description, False, note)
-    assert converted is not None
-    return np.ascontiguousarray(np.asarray(converted, dtype=np.uint8)), ColourResult(description, True)
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8)), ColourResult(description, True)
