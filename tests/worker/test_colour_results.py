@@ -52,9 +52,11 @@ def test_each_result_names_its_profile(tmp_path: Path, model: LoadedModel) -> No
     as_is = _run(tmp_path / "as-is", photos[:1], model, colour="as-is")
     assert as_is["p3.jpg"]["colour"] == {"profile": "Display P3", "converted": False}
     # The working copy the model saw holds the converted pixels in one case, not the other.
-    converted = np.asarray(Image.open(tmp_path / "job" / "images" / "p3.png"))
-    unconverted = np.asarray(Image.open(tmp_path / "as-is" / "images" / "p3.png"))
-    assert not np.array_equal(converted, unconverted)
+    with (
+        Image.open(tmp_path / "job" / "images" / "p3.png") as a,
+        Image.open(tmp_path / "as-is" / "images" / "p3.png") as b,
+    ):
+        assert not np.array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_a_cached_result_still_names_the_profile(tmp_path: Path, model: LoadedModel) -> None:
