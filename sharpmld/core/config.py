@@ -40,6 +40,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
             "fp32 (as ml-sharp) | fp16 | bf16: half-precision weights and activations use less "
             "memory; the geometry stays fp32",
         ),
+        "colour": (
+            "srgb",
+            (str,),
+            "srgb: convert photos with an embedded colour profile (Display P3, Adobe RGB) to "
+            "sRGB first | as-is: use the pixels unconverted, as ml-sharp does",
+        ),
     },
     "worker": {
         "python": ("", (str,), "python that runs the worker; empty means the daemon's own"),
@@ -154,6 +160,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "device"): ("auto", "mps", "cuda", "cpu"),
     # The dtypes `sharpmld.worker.model` can run the network in.
     ("model", "precision"): ("fp32", "fp16", "bf16"),
+    # What `sharpmld.worker.colour` does with an embedded colour profile.
+    ("model", "colour"): ("srgb", "as-is"),
     ("intake", "observer"): ("native", "polling"),
     ("log", "level"): ("debug", "info", "warning", "error"),
     ("log", "format"): ("auto", "json", "console"),
