@@ -150,6 +150,7 @@ class Supervisor:
             os.close(read_fd)
             os.close(write_fd)
             self._mark_unavailable(now, f"{exc.message}. {exc.advice}")
+            self._out.append(WorkerUnavailable(self.unavailable_reason))  # no worker to say it
             return
         except (OSError, ValueError, KeyError) as exc:
             os.close(read_fd)

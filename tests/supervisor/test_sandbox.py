@@ -20,6 +20,7 @@ import pytest
 
 from sharpmld.core.config import Config
 from sharpmld.core.errors import SandboxUnavailable
+from sharpmld.protocol import WorkerUnavailable
 from sharpmld.supervisor import sandbox, spawn
 from sharpmld.supervisor import supervisor as sv
 from tests.support import harness
@@ -140,6 +141,8 @@ def test_the_supervisor_reports_the_refusal_instead_of_starting_a_worker(
     assert REFUSED in supervisor.unavailable_reason
     assert "[worker] sandbox = false" in supervisor.unavailable_reason
     assert supervisor.fileno() is None
+    [event] = supervisor.step(now=0.1)  # the daemon logs why from this event
+    assert isinstance(event, WorkerUnavailable) and event.message == supervisor.unavailable_reason
 
 
 def test_doctor_fails_the_sandbox_check_with_the_tools_words(
