@@ -150,6 +150,15 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         ),
         "port": (8642, (int,), "port of `sharpmld serve`"),
     },
+    "cluster": {
+        "url": (
+            "",
+            (str,),
+            "NATS JetStream server, e.g. nats://studio.local:4222; empty: single-host mode",
+        ),
+        "ack_wait_seconds": (60, (int, float), "seconds a worker may hold a photo between heartbeats"),
+        "max_deliver": (5, (int,), "deliveries before a photo that keeps killing workers is given up"),
+    },
     "log": {
         "level": ("info", (str,), "debug | info | warning | error"),
         "format": ("auto", (str,), "auto (pretty on a terminal) | json | console"),
@@ -202,6 +211,8 @@ POSITIVE = {
     ("notify", "command_timeout_seconds"),
     ("notify", "webhook_timeout_seconds"),
     ("notify", "webhook_attempts"),
+    ("cluster", "ack_wait_seconds"),
+    ("cluster", "max_deliver"),
 }
 
 
