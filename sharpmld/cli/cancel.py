@@ -18,18 +18,15 @@ from pathlib import Path
 
 from sharpmld.core import fsio
 from sharpmld.core.config import Config
-from sharpmld.core.errors import Cancelled
+from sharpmld.daemon.cancelling import cancelled_error
 from sharpmld.daemon.report import write_error
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue import transitions
 from sharpmld.queue.claim import claim
 from sharpmld.queue.jobid import is_job_id
-from sharpmld.queue.layout import Layout
+from sharpmld.queue.layout import CANCEL_FILE, Layout
 from sharpmld.queue.lease import Owner
 from sharpmld.queue.record import utcnow
-
-CANCEL_FILE = "CANCEL"
-WHO = {"cli": "the command line", "web": "the web app"}
 
 
 @dataclass(frozen=True)
@@ -38,12 +35,6 @@ class CancelOutcome:
 
     state: str
     path: Path
-
-
-def cancelled_error(by: str, *, now: bool = False) -> Cancelled:
-    """The one error every cancelled job carries, saying who asked."""
-    how = " at once (the worker was stopped)" if now else ""
-    return Cancelled(f"{Cancelled.advice} Cancelled from {WHO.get(by, by)}{how}.", by=by, now=now)
 
 
 def cancel(config: Config, job: str, *, by: str = "cli", now: bool = False) -> CancelOutcome | None:
