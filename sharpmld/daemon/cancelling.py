@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from sharpmld.core.errors import Cancelled
+from sharpmld.daemon import attempts
 from sharpmld.daemon.context import DaemonContext
 from sharpmld.daemon.jobrun import JobRun
 from sharpmld.queue.layout import CANCEL_FILE
@@ -68,5 +69,7 @@ def close(daemon: DaemonContext, run: JobRun, now: float) -> None:
         daemon.supervisor.abandon(now)
     daemon.redispatch = False
     (run.job.path / CANCEL_FILE).unlink(missing_ok=True)
+    # Not the job's fault: the try is not charged, so a retry later gets every attempt.
+    attempts.close(run.job, "cancelled", charged=False)
     run.fail(cancelled_error(str(request.get("by") or "cli"), now=at_once))
     daemon.closed(run, now)

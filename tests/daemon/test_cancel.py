@@ -72,8 +72,9 @@ def test_cancel_now_kills_the_worker_and_the_job_ends_failed_with_originals(tmp_
     (failed,) = rig.jobs("failed")
     assert _error(failed)["code"] == "cancelled" and _error(failed)["details"]["now"] is True
     assert {p.name: p.read_bytes() for p in (failed / "input").iterdir()} == before
-    history = json.loads((failed / "job.json").read_text())["history"]
-    assert history[-1]["outcome"] == "cancelled"
+    record = json.loads((failed / "job.json").read_text())
+    assert record["history"][-1]["outcome"] == "cancelled"
+    assert record["attempts"] == 0  # a cancel is not the job's fault: a retry gets every try
     # The next job gets a worker as usual.
     rig.worker.become_ready()
     rig.drop_folder("porch")
