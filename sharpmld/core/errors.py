@@ -203,6 +203,13 @@ class OutOfMemory(JobFailed):
     advice = "Processing ran out of memory. Try smaller images or fewer at a time."
 
 
+class Cancelled(JobFailed):
+    """A person cancelled the job (``sharpmld cancel`` or the web app); nothing was wrong with it."""
+
+    code = "cancelled"
+    advice = "The job was cancelled on request."
+
+
 class TooManyAttempts(JobFailed):
     """The job already used its ``queue.max_attempts`` attempts (the limit was lowered since)."""
 
