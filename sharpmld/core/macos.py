@@ -1,4 +1,7 @@
-"""macOS privacy protection (TCC): where it blocks a background process, and the fix, said once.
+"""What macOS does to files and processes that the daemon must know: privacy protection (TCC) and
+iCloud Drive placeholders.
+
+TCC: where it blocks a background process, and the fix, said once.
 
 A daemon started by launchd gets EPERM, with no prompt, in Desktop, Documents, Downloads,
 iCloud Drive and on external volumes unless the binary TCC checks has Full Disk Access. The
@@ -88,3 +91,17 @@ def full_disk_access_advice(seen: TccBinary | None = None) -> str:
         f"Disk Access, add {what}; ⌘⇧G in the file dialog types a path) and restart sharpmld, "
         f"or keep the root outside {PROTECTED_NAMES} (the default ~/SharpML is outside them)"
     )
+
+
+ICLOUD_SUFFIX = ".icloud"
+"""iCloud Drive's "Optimise Mac Storage" evicts a file by replacing ``name`` with a small
+hidden plist named ``.name.icloud`` (Apple's iCloud Drive documentation: the file stays listed
+in Finder with a cloud icon until it is downloaded again)."""
+
+
+def icloud_original(name: str) -> str | None:
+    """The real file name behind an iCloud placeholder ``.name.icloud``; None for other names."""
+    if name.startswith(".") and name.endswith(ICLOUD_SUFFIX):
+        original = name[1 : -len(ICLOUD_SUFFIX)]
+        return original or None
+    return None
