@@ -132,6 +132,16 @@ class DecodeFailed(ImageRejected):
     )
 
 
+class NotDownloaded(ImageRejected):
+    """An iCloud Drive placeholder: the file itself was evicted from this Mac, only its stub is here."""
+
+    code = "not_downloaded"
+    advice = (
+        "{name} is in iCloud Drive but not downloaded to this Mac. Download it (in Finder, "
+        "Control-click it and choose Download Now, or run `brctl download` on it) and drop it again."
+    )
+
+
 class ImageTooLarge(ImageRejected):
     """Decoded dimensions above the configured limit, or a decompression bomb."""
 
@@ -299,6 +309,7 @@ IMAGE_ERRORS: dict[str, type[ImageRejected]] = {
         EmptyFile,
         FileTooLarge,
         NotRegularFile,
+        NotDownloaded,
         DecodeFailed,
         ImageTooLarge,
         VideoTooLong,
