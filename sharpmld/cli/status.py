@@ -141,7 +141,8 @@ def _daemon_problem(d: dict[str, Any]) -> tuple[int, str]:
         why = d.get("engine_message") or "see its log, or run `sharpmld doctor`"
         return RET_ENGINE_UNAVAILABLE, f"engine unavailable: {who}: {why}"
     if d.get("paused"):
-        return RET_PAUSED, f"paused: {d['paused']}: {who} claims no jobs"
+        why = (d.get("cluster") or {}).get("reason") or ""
+        return RET_PAUSED, f"paused: {d['paused']}: {who} claims no jobs" + (f" ({why})" if why else "")
     return RET_OK, f"ok: {who}, engine {d.get('engine')}"
 
 
@@ -203,8 +204,23 @@ def format_status(info: dict[str, Any]) -> str:
         device = f" on {d['device']}" if d.get("device") else ""
         paused = f", paused: {d['paused']}" if d.get("paused") else ""
         lines.append(f"daemon pid {d['pid']}@{d['host']}: engine {engine}{device}{extra}{paused}")
+        if d.get("cluster"):
+            lines.append(_cluster_line(d["cluster"]))
     failed = info.get("failed_since")
     if failed is not None:
         jobs = failed["jobs"]
         lines.append(f"failed since {failed['since']}: {len(jobs)}" + "".join(f"\n  {j}" for j in jobs))
     return "\n".join(lines)
+
+
+def _cluster_line(c: dict[str, Any]) -> str:
+    """The cluster intake's broker: reachable or why not, and what it holds for the workers."""
+    jobs = f"{c.get('jobs', 0)} job(s) out with the workers"
+    if c.get("unpublished"):
+        jobs += f", {c['unpublished']} not yet published"
+    if not c.get("connected"):
+        return f"  broker {c.get('url')}: NOT CONNECTED: {c.get('reason')}; {jobs}"
+    return (
+        f"  broker {c.get('url')}: connected; {c.get('pending', 0)} photo(s) waiting, "
+        f"{c.get('ack_pending', 0)} held by workers, {c.get('redelivered', 0)} redelivered; {jobs}"
+    )
