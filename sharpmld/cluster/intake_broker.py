@@ -69,6 +69,10 @@ class IntakeBroker(Broker):
         if self._advisories is None:
             self._advisories = await self._js.pull_subscribe_bind(ADVISORY_CONSUMER, ADVISORY_STREAM)
 
+    def set_up_again(self) -> Future[None]:
+        """After a refused set-up (say, a stream made by an older version): try it again."""
+        return self.submit(self._set_up_again())
+
     # -- verbs -------------------------------------------------------------------------------
 
     def given_up(self, batch: int = 64, wait: float = 1.0) -> Future[list[GivenUp]]:
@@ -112,6 +116,12 @@ class IntakeBroker(Broker):
             except (ValueError, KeyError, TypeError):
                 await msg.term()  # not an advisory this version reads: never again
         return out
+
+    async def _set_up_again(self) -> None:
+        if self._nc is None or self._nc.is_closed:
+            await self._connect()
+        else:
+            await self._ensure()
 
     async def _holds(self, sequence: int, msg_id: str) -> bool:
         assert self._js is not None, "start() first"

@@ -276,3 +276,32 @@ def test_broker_down_folders_wait_in_the_inbox_and_status_says_why(tmp_path: Pat
     finally:
         daemon.stop()
         server.kill()
+
+
+def test_a_broker_that_refuses_the_set_up_is_reported_and_tried_again(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    from nats.js.api import RetentionPolicy, StreamConfig
+
+    from sharpmld.cluster.subjects import STREAM, SUBJECT_PREFIX
+
+    other = Broker(Settings(nats_server.url))
+    other.start().result(WAIT)
+    assert other._js is not None
+    js = other._js
+    other.submit(js.delete_stream(STREAM)).result(WAIT)  # replaced by one the intake cannot use:
+    limits = StreamConfig(name=STREAM, subjects=[f"{SUBJECT_PREFIX}.*"], retention=RetentionPolicy.LIMITS)
+    other.submit(js.add_stream(limits)).result(WAIT)  # retention cannot be changed in place
+    root = tmp_path / "root"
+    daemon = Daemon(make_config(root, nats_server.url), watcher=FakeWatcher())
+    rig = ClusterRig(root, daemon, nats_server)
+    daemon.start(rig.now)
+    try:
+        rig.until(lambda: "refused the set-up" in daemon.cluster.reason(), "the refusal, said")
+        assert status(daemon)["paused"] == "broker_unavailable"
+        other.submit(js.delete_stream(STREAM)).result(WAIT)  # the operator removes the old stream
+        rig.step(31.0)  # the next try is due
+        rig.until(lambda: daemon.cluster.connected, "connected after the retry")
+    finally:
+        daemon.stop()
+        other.stop()

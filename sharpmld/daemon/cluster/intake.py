@@ -40,6 +40,7 @@ from sharpmld.queue.lease import Owner, write_lease
 from sharpmld.queue.record import Job
 
 RETRY_SECONDS = 2.0  # after a failed publish, before the job is published again
+SETUP_RETRY_SECONDS = 30.0  # after the broker refused to set up the stream
 FINISH_SECONDS = 0.5  # how often published jobs are looked at for new commits
 COUNTS_SECONDS = 2.0  # how often the broker's pending counts are asked
 CLAIMS_PER_STEP = 8  # a big inbox is claimed over several steps, never in one long one
@@ -88,6 +89,7 @@ class ClusterIntake:
         self.counts: dict[str, int] = {}
         self.next_finish = self.next_counts = 0.0
         self.down_since: float | None = None
+        self.setup_due = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -95,6 +97,7 @@ class ClusterIntake:
         """Connect in the background and take the jobs left in ``working/``."""
         self._connecting = self.broker.start()
         self.down_since = time.time()
+        self.log.info("connecting to the broker", url=self.settings.url)
         self._take_working(now)
 
     def stop(self) -> None:
@@ -190,10 +193,22 @@ class ClusterIntake:
 
     def step(self, now: float) -> None:
         """Publish, learn what was given up, reconcile, finish; never waits."""
+        connecting = self._connecting
+        refused = connecting is not None and connecting.done() and connecting.exception() is not None
+        if refused and now >= self.setup_due:  # say why once a while, and try again
+            assert connecting is not None
+            self.log.warning(
+                "broker set-up refused", url=self.settings.url, error=str(connecting.exception())
+            )
+            self.setup_due = now + SETUP_RETRY_SECONDS
+            self._connecting = self.broker.set_up_again()
         connected = self.connected
         if connected != self._was_connected:
             self._connection_changed(connected)
         self.events.on_broker(connected=connected, counts=self.counts)
+        if now >= self.next_finish:  # commits are on the shared folder: no broker needed
+            self.next_finish = now + FINISH_SECONDS
+            self._finish_settled()
         if not connected:
             return
         for job_id, held in list(self.held.items()):
@@ -201,9 +216,6 @@ class ClusterIntake:
                 self._publish(job_id, held, now)
         self._read_given_up()
         self.reconciler.step(self, now)
-        if now >= self.next_finish:
-            self.next_finish = now + FINISH_SECONDS
-            self._finish_settled()
         self._poll_counts(now)
 
     def _connection_changed(self, connected: bool) -> None:
