@@ -305,3 +305,20 @@ def test_a_broker_that_refuses_the_set_up_is_reported_and_tried_again(
     finally:
         daemon.stop()
         other.stop()
+
+
+def test_a_commit_hidden_by_a_coarse_folder_mtime_is_still_found(rig: ClusterRig, worker: StandIn) -> None:
+    import os
+
+    rig.drop("kitchen", images=2)
+    (job,) = rig.until(rig.published, "the job published")
+    commits = job / commit.COMMITS_DIR
+    assert worker.work_one(timeout=2.0) is not None
+    rig.until(lambda: rig.daemon.cluster.held[job.name].commits_seen > 0, "the first commit seen")
+    seen = os.stat(commits).st_mtime_ns
+    assert worker.work_one(timeout=2.0) is not None
+    os.utime(commits, ns=(seen, seen))  # a file server whose mtimes did not move in that second
+    rig.step(1.0)
+    assert rig.jobs("done") == []  # the unchanged mtime is believed for a while...
+    rig.step(10.0)
+    rig.until(lambda: rig.jobs("done"), "...then the folder is listed anyway")

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from sharpmld.cluster import commit
 from sharpmld.cluster.broker import Settings
 from sharpmld.cluster.intake_broker import GivenUp, IntakeBroker
 from sharpmld.cluster.subjects import message_id
@@ -42,6 +43,7 @@ from sharpmld.queue.record import Job
 RETRY_SECONDS = 2.0  # after a failed publish, before the job is published again
 SETUP_RETRY_SECONDS = 30.0  # after the broker refused to set up the stream
 FINISH_SECONDS = 0.5  # how often published jobs are looked at for new commits
+RELIST_SECONDS = 10.0  # commits/ listed at least this often, whatever its mtime says
 COUNTS_SECONDS = 2.0  # how often the broker's pending counts are asked
 CLAIMS_PER_STEP = 8  # a big inbox is claimed over several steps, never in one long one
 BROKER_UNAVAILABLE = "broker_unavailable"
@@ -56,6 +58,8 @@ class Held:
     publication: Publication | None = None
     publish_due: float = 0.0
     republish: set[str] = field(default_factory=set)  # photos the broker lost, to offer again
+    commits_seen: int = -1  # commits/'s mtime when last looked at: unchanged, nothing new
+    looked_at: float = 0.0  # when commits/ was last listed whatever its mtime said
 
 
 class ClusterIntake:
@@ -208,7 +212,7 @@ class ClusterIntake:
         self.events.on_broker(connected=connected, counts=self.counts)
         if now >= self.next_finish:  # commits are on the shared folder: no broker needed
             self.next_finish = now + FINISH_SECONDS
-            self._finish_settled()
+            self._finish_settled(now)
         if not connected:
             return
         for job_id, held in list(self.held.items()):
@@ -297,16 +301,29 @@ class ClusterIntake:
         if held is None or held.ledger is None or key not in held.ledger.photos:
             self.log.info("given-up photo of no job held here", sequence=item.sequence)
             return
+        if held.ledger.photos[key].sequence != item.sequence:  # from before a store was lost
+            return
         held.ledger.given_up[key] = item.deliveries
+        held.commits_seen = -1
         ledger.write(held.run.job.path, held.ledger)
         self.log.warning("photo given up", job_id=job_id, photo=key, deliveries=item.deliveries)
 
     # -- finishing ---------------------------------------------------------------------------
 
-    def _finish_settled(self) -> None:
+    def _finish_settled(self, now: float) -> None:
         for job_id, held in list(self.held.items()):
             if held.ledger is None or held.republish or held.publication is not None:
                 continue
+            # Listing commits/ of every job twice a second is most of the work on a NAS: look
+            # when a commit changed the folder (or a photo was given up), and now and then
+            # anyway, as a file server's mtimes may be as coarse as a second or two.
+            try:
+                mtime = os.stat(held.run.job.path / commit.COMMITS_DIR).st_mtime_ns
+            except FileNotFoundError:
+                mtime = 0
+            if mtime == held.commits_seen and now - held.looked_at < RELIST_SECONDS:
+                continue
+            held.commits_seen, held.looked_at = mtime, now
             if finisher.outstanding(held.run.job.path, held.ledger):
                 continue
             self._close(job_id, held, held.ledger)
