@@ -322,3 +322,19 @@ def test_a_commit_hidden_by_a_coarse_folder_mtime_is_still_found(rig: ClusterRig
     assert rig.jobs("done") == []  # the unchanged mtime is believed for a while...
     rig.step(10.0)
     rig.until(lambda: rig.jobs("done"), "...then the folder is listed anyway")
+
+
+def test_progress_json_counts_the_committed_photos(rig: ClusterRig, worker: StandIn) -> None:
+    rig.drop("kitchen", images=3)
+    (job,) = rig.until(rig.published, "the job published")
+
+    def progress() -> dict[str, Any]:
+        try:
+            return dict(json.loads((job / "progress.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    rig.until(lambda: progress().get("images_done") == 0, "progress.json, nothing done yet")
+    assert progress()["images_total"] == 3
+    assert worker.work_one(timeout=2.0) is not None
+    rig.until(lambda: progress().get("images_done") == 1, "progress.json, one photo committed")

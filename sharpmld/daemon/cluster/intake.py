@@ -14,6 +14,7 @@ The jobs this intake holds are the job folders in ``working/``: at start it take
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from sharpmld.cluster.intake_broker import GivenUp, IntakeBroker
 from sharpmld.cluster.subjects import message_id
 from sharpmld.core.config import Config
 from sharpmld.core.faults import crashpoint
+from sharpmld.daemon import results
 from sharpmld.daemon.cluster import finisher, ledger, publisher
 from sharpmld.daemon.cluster.ledger import Ledger
 from sharpmld.daemon.cluster.publisher import Publication
@@ -324,9 +326,18 @@ class ClusterIntake:
             if mtime == held.commits_seen and now - held.looked_at < RELIST_SECONDS:
                 continue
             held.commits_seen, held.looked_at = mtime, now
-            if finisher.outstanding(held.run.job.path, held.ledger):
+            left = finisher.outstanding(held.run.job.path, held.ledger)
+            if left:
+                self._progress(held, len(left))
                 continue
             self._close(job_id, held, held.ledger)
+
+    def _progress(self, held: Held, left: int) -> None:
+        """progress.json, as a single-host job has it, for `sharpmld status` (best effort)."""
+        run = held.run
+        total = len(run.request.images) if run.request else 0
+        with contextlib.suppress(OSError):
+            results.write_progress(run.job, run.request, images_done=total - left, started=run.started)
 
     def _close(self, job_id: str, held: Held, target: Ledger) -> None:
         settled = finisher.settle(held.run.job.path, target)
