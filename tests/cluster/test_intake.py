@@ -8,6 +8,7 @@ waits for is true (``until``), against a deadline, never for a fixed time.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from sharpmld.daemon.cluster.ledger import PUBLISHED_FILE
 from sharpmld.daemon.loop import Daemon
 from sharpmld.daemon.status import status
 from tests.cluster.conftest import NatsServer
-from tests.cluster.standin import StandIn
+from tests.cluster.fake_workers import StandIn
 from tests.daemon.fakes import FakeWatcher
 from tests.intake import corpus
 from tests.support.harness import wait_for
@@ -126,8 +127,10 @@ def test_a_claimed_job_is_published_one_message_per_photo_then_recorded(
     fetched = [worker.fetch() for _ in range(4)]
     tasks = sorted((f[1] for f in fetched if f is not None), key=lambda t: t.photo)
     assert [t.photo for t in tasks] == ["IMG_0.jpg", "IMG_1.jpg", "IMG_2.jpg"]
-    assert {t.job_dir for t in tasks} == {f"working/{job.name}"}
-    assert tasks[0].options["src"] == "input/IMG_0.jpg" and tasks[0].options["stem"] == "IMG_0"
+    assert {t.job_dir for t in tasks} == {f"working/{job.name}/cluster"}
+    assert tasks[0].options["formats"] == ["ply", "splat"] and tasks[0].options["f_px"] is None
+    staged = job / "cluster" / "IMG_0.jpg"  # where workers read it: the original, linked
+    assert os.path.samefile(staged, job / "input" / "IMG_0.jpg")
 
 
 def test_every_photo_committed_closes_the_job_as_a_single_host_job_is_laid_out(
@@ -154,8 +157,9 @@ def test_every_photo_committed_closes_the_job_as_a_single_host_job_is_laid_out(
     ]
     result = json.loads((done / "result.json").read_text())
     assert result["status"] == "done" and result["rejected"] == []
-    made = {i["source"]: (i["host"], i["attempt"], i["gaussians"]) for i in result["images"]}
-    assert made == {f"IMG_{n}.jpg": ("hostA", "hostA.4242.1", 7) for n in range(3)}
+    made = {i["source"]: (i["host"], i["host_name"], i["attempt"], i["gaussians"]) for i in result["images"]}
+    assert made == {f"IMG_{n}.jpg": ("hostA", "hostA.local", "hostA.4242.1", 7) for n in range(3)}
+    assert "made_by" not in result["images"][0]
     assert rig.jobs("working") == [] and rig.daemon.cluster.idle()
     assert rig.metric("sharpmld_jobs_succeeded_total") == 1
 
@@ -217,12 +221,12 @@ def test_a_crashed_losers_attempt_is_swept_and_counted_as_a_conflict(
 ) -> None:
     rig.drop("kitchen", images=1)
     (job,) = rig.until(rig.published, "the job published")
-    leftover = job / commit.ATTEMPTS_DIR / "IMG_0.jpg" / "hostB.77.1"
+    leftover = job / "cluster" / commit.ATTEMPTS_DIR / "IMG_0.jpg" / "hostB.77.1"
     leftover.mkdir(parents=True)
     (leftover / "IMG_0.ply").write_bytes(b"half")
     (done,) = work_until(rig, worker, lambda: rig.jobs("done"), "the job in done/")
     assert (done / "IMG_0.ply").read_bytes().startswith(b"ply ")
-    assert not (done / commit.ATTEMPTS_DIR).exists() and not (done / commit.COMMITS_DIR).exists()
+    assert not (done / "cluster").exists()
     assert rig.metric("sharpmld_commit_conflicts_total") == 1
 
 
@@ -308,11 +312,9 @@ def test_a_broker_that_refuses_the_set_up_is_reported_and_tried_again(
 
 
 def test_a_commit_hidden_by_a_coarse_folder_mtime_is_still_found(rig: ClusterRig, worker: StandIn) -> None:
-    import os
-
     rig.drop("kitchen", images=2)
     (job,) = rig.until(rig.published, "the job published")
-    commits = job / commit.COMMITS_DIR
+    commits = job / "cluster" / commit.COMMITS_DIR
     assert worker.work_one(timeout=2.0) is not None
     rig.until(lambda: rig.daemon.cluster.held[job.name].commits_seen > 0, "the first commit seen")
     seen = os.stat(commits).st_mtime_ns
@@ -338,3 +340,16 @@ def test_progress_json_counts_the_committed_photos(rig: ClusterRig, worker: Stan
     assert progress()["images_total"] == 3
     assert worker.work_one(timeout=2.0) is not None
     rig.until(lambda: progress().get("images_done") == 1, "progress.json, one photo committed")
+
+
+def test_nested_and_clashing_names_get_the_single_host_stems(rig: ClusterRig, worker: StandIn) -> None:
+    folder = rig.root / "inbox" / "trip"
+    (folder / "day 1").mkdir(parents=True)
+    corpus.write_jpeg(folder / "a.jpg")
+    corpus.write_png(folder / "a.png")
+    corpus.write_jpeg(folder / "day 1" / "IMG 1.jpg")
+    (done,) = work_until(rig, worker, lambda: rig.jobs("done"), "the job in done/")
+    result = json.loads((done / "result.json").read_text())
+    made = sorted((i["source"], i["outputs"]["ply"]["path"]) for i in result["images"])
+    assert made == [("a.jpg", "a.ply"), ("a.png", "a-2.ply"), ("day 1/IMG 1.jpg", "day_1-IMG_1.ply")]
+    assert all((done / path).is_file() for _, path in made)

@@ -18,7 +18,7 @@ from sharpmld.core import fsio
 from sharpmld.core.faults import FIRED
 from sharpmld.daemon.cluster.ledger import PUBLISHED_FILE
 from tests.cluster.conftest import BINARY, NatsServer
-from tests.cluster.standin import StandIn
+from tests.cluster.fake_workers import StandIn
 from tests.intake import corpus
 from tests.support import harness
 from tests.support.harness import Daemon, jobs, metric, scrape, wait_for
@@ -188,7 +188,7 @@ def test_jobs_end_to_end_across_two_workers(
         name = result["original_name"]
         inputs = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (job / "input").iterdir()}
         assert inputs == hashes[name]  # originals byte-identical
-        assert not (job / "attempts").exists() and not (job / PUBLISHED_FILE).exists()
+        assert not (job / "cluster").exists() and not (job / PUBLISHED_FILE).exists()
     assert hosts == {"hostA", "hostB"}
     assert len(a.done) + len(b.done) == 6 and all(d.won for d in a.done + b.done)
     temps = [p for p in root.rglob("*") if fsio.is_temp_name(p.name)]

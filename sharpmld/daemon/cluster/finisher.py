@@ -1,18 +1,19 @@
 """Closing a published job once every photo is settled: committed, or given up by the broker.
 
-Each photo's winning attempt (the one its ``COMMIT`` names) is gathered into the job's folder
-at the very places a single-host job has them (``<stem>.ply``, ``images/<stem>.png`` ...):
-the attempt folder is laid out like a job folder, so its files move over by their relative
-paths, each with one rename on the shared volume. Gathering again after a crash is harmless:
-what already moved is simply no longer in the attempt. The photo's entry in result.json comes
-from the attempt's ``IMAGE.json`` (the worker's account of it, outputs named relative to the
-attempt) when the worker left one, else from the files themselves; it says which host made
-the photo (an attempt's name starts with its worker's host id) and in which attempt. A
-worker that failed on the photo commits ``FAILED.json`` ({code, message}) instead.
+Each photo's winning attempt (the one its ``COMMIT`` in the job's workspace names) is
+gathered into the job's folder at the very places a single-host job has them
+(``<stem>.ply``, ``images/<stem>.png`` ...): the attempt folder is laid out like a job
+folder, so its files move over by their relative paths, each with one rename on the shared
+volume. Gathering again after a crash is harmless: what already moved is no longer in the
+attempt. The photo's entry in result.json is the worker's own account in the attempt's
+``RESULT.json`` (outputs named relative to the attempt), or, without one, made from the
+files; it says which host made the photo (the worker's ``made_by``, else the attempt's name,
+which starts with the host id) and in which attempt. A worker that failed on the photo
+commits ``FAILED.json`` ({code, message}) instead.
 
 The job then ends as a single-host job does (``JobRun.complete``/``fail``): result.json and
-the one rename into ``done/`` or ``failed/``. The attempts, commits and the ledger are
-removed after that rename, so a crash before it leaves everything needed to finish again.
+the one rename into ``done/`` or ``failed/``. The workspace and the ledger are removed after
+that rename, so a crash before it leaves everything needed to finish again.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sharpmld.cluster import commit
 from sharpmld.core import fsio
 from sharpmld.core.errors import EngineCrash, WorkerImageError, format_advice
 from sharpmld.daemon.cluster.ledger import PUBLISHED_FILE, Ledger, Photo
+from sharpmld.daemon.cluster.publisher import CLUSTER_DIR, workspace
 from sharpmld.daemon.jobrun import JobRun
 from sharpmld.queue.layout import (
     ERROR_JSON,
@@ -41,7 +43,7 @@ from sharpmld.queue.layout import (
     RESULT_FILE,
 )
 
-IMAGE_FILE = "IMAGE.json"  # in an attempt: the worker's entry for the photo
+RESULT_ENTRY = "RESULT.json"  # in an attempt: the worker's result.json entry for the photo
 FAILED_FILE = "FAILED.json"  # in an attempt: the photo failed, {code, message}
 # Names in a job's folder that are sharpmld's: an attempt's file never replaces one.
 RESERVED = {
@@ -54,8 +56,7 @@ RESERVED = {
     ERROR_JSON,
     JOB_LOG,
     PUBLISHED_FILE,
-    commit.ATTEMPTS_DIR,
-    commit.COMMITS_DIR,
+    CLUSTER_DIR,
 }
 
 
@@ -78,14 +79,15 @@ class Settled:
 
 def outstanding(job_dir: Path, ledger: Ledger) -> list[str]:
     """The photos neither committed nor given up yet."""
+    space = workspace(job_dir)
     try:
-        committed = set(os.listdir(job_dir / commit.COMMITS_DIR))
+        committed = set(os.listdir(space / commit.COMMITS_DIR))
     except FileNotFoundError:
         committed = set()
     return [
         key
         for key in ledger.photos
-        if key not in ledger.given_up and commit.commit_marker(job_dir, key).name not in committed
+        if key not in ledger.given_up and commit.commit_marker(space, key).name not in committed
     ]
 
 
@@ -103,8 +105,9 @@ def delivery_of(attempt: str) -> int:
 def settle(job_dir: Path, ledger: Ledger) -> Settled:
     """Gather every photo's committed outputs into ``job_dir``; list the failed ones."""
     out = Settled()
+    space = workspace(job_dir)
     for key, photo in ledger.photos.items():
-        out.swept += len(commit.sweep_losers(job_dir, key))
+        out.swept += len(commit.sweep_losers(space, key))
         if key in ledger.given_up:
             deliveries = ledger.given_up[key]
             out.redeliveries += max(deliveries - 1, 0)
@@ -117,12 +120,18 @@ def settle(job_dir: Path, ledger: Ledger) -> Settled:
                 }
             )
             continue
-        attempt = commit.committed(job_dir, key)
-        winner = commit.winning_folder(job_dir, key)
+        attempt = commit.committed(space, key)
+        winner = commit.winning_folder(space, key)
         if attempt is None or winner is None:
             continue  # not settled: the caller asks only once every photo is
         out.redeliveries += delivery_of(attempt) - 1
-        who = {"host": host_of(attempt), "attempt": attempt}
+        made_by = _made_by(winner)
+        who = {
+            "host": str(made_by.get("host_id") or host_of(attempt)),
+            "host_name": str(made_by.get("host") or ""),
+            "device": str(made_by.get("device") or ""),
+            "attempt": attempt,
+        }
         failure = _read_json(winner / FAILED_FILE)
         if failure is not None:
             out.failed.append(
@@ -134,9 +143,11 @@ def settle(job_dir: Path, ledger: Ledger) -> Settled:
                 }
             )
             continue
-        entry = _read_json(winner / IMAGE_FILE)
+        entry = _read_json(winner / RESULT_ENTRY)
         moved = _gather(winner, job_dir)
-        if entry is None:
+        if entry is not None:
+            entry = {k: v for k, v in entry.items() if k not in ("source", "made_by")}
+        else:
             outputs = {_output_name(rel, photo): {"path": rel, "bytes": size} for rel, size in moved}
             entry = {"outputs": outputs}
         out.images.append({"source": photo.rel, **entry, **who})
@@ -156,8 +167,7 @@ def close(run: JobRun, settled: Settled) -> str:
 
 def tidy(job_dir: Path) -> None:
     """After the final rename: remove what only the cluster needed (best effort)."""
-    for name in (commit.ATTEMPTS_DIR, commit.COMMITS_DIR):
-        shutil.rmtree(job_dir / name, ignore_errors=True)
+    shutil.rmtree(workspace(job_dir), ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(job_dir / PUBLISHED_FILE)
     fsio.fsync_dir(job_dir)
@@ -171,7 +181,7 @@ def _gather(attempt: Path, job_dir: Path) -> list[tuple[str, int]]:
         for name in sorted(files):
             source = Path(dirpath) / name
             rel = source.relative_to(attempt).as_posix()
-            if rel in (IMAGE_FILE, FAILED_FILE) or rel.split("/", 1)[0] in RESERVED:
+            if rel in (RESULT_ENTRY, FAILED_FILE) or rel.split("/", 1)[0] in RESERVED:
                 continue
             if not source.is_file() or source.is_symlink():
                 continue
@@ -192,6 +202,15 @@ def _output_name(rel: str, photo: Photo) -> str:
     if name.startswith(photo.stem):
         return name[len(photo.stem) :].lstrip(".-_") or name
     return name
+
+
+def _made_by(attempt: Path) -> dict[str, Any]:
+    """Who made the attempt, as its worker wrote in RESULT.json or FAILED.json."""
+    for name in (RESULT_ENTRY, FAILED_FILE):
+        made_by = (_read_json(attempt / name) or {}).get("made_by")
+        if isinstance(made_by, dict):
+            return made_by
+    return {}
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

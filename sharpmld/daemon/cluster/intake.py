@@ -245,6 +245,7 @@ class ClusterIntake:
                 return
             target = held.ledger or publisher.plan(held.run)
             keys = sorted(held.republish) if held.ledger is not None else list(target.photos)
+            publisher.stage(held.run.job.path, target)  # where the workers read the photos
             held.publication = Publication(self.broker, held.run, target, keys, self.layout.root)
             return
         try:
@@ -320,7 +321,7 @@ class ClusterIntake:
             # when a commit changed the folder (or a photo was given up), and now and then
             # anyway, as a file server's mtimes may be as coarse as a second or two.
             try:
-                mtime = os.stat(held.run.job.path / commit.COMMITS_DIR).st_mtime_ns
+                mtime = os.stat(publisher.workspace(held.run.job.path) / commit.COMMITS_DIR).st_mtime_ns
             except FileNotFoundError:
                 mtime = 0
             if mtime == held.commits_seen and now - held.looked_at < RELIST_SECONDS:

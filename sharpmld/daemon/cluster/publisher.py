@@ -1,11 +1,14 @@
 """Offering a validated job's photos to the workers: one message per photo.
 
-A photo's task names its job's folder relative to the shared root (each host mounts it where
-it likes) and carries, in ``options``, where the original is (``src``, relative to the job's
-folder: the original stays in ``input/``, read-only for workers), the stem to name outputs by
-(so two photos of a job never write the same output name), and the job's output settings.
-``photo`` must be one flat name (it is part of the message id and of the COMMIT file's
-name): the input's own name when it has no folder, else its output stem with its extension.
+What a worker reads of a task: the photo is ``<shared root>/<job_dir>/<photo>``, its outputs
+are named by ``output_stem(photo)``, its attempt and the photo's ``COMMIT`` go under
+``<job_dir>``, and ``options`` are the job's output settings, named as the model worker's
+request names them (anything else is refused by the worker). So the intake gives each job a
+workspace, ``<job>/cluster/``, and stores every valid input there under a flat name of its
+own (a hard link to the original in ``input/``, a copy where the volume has no links):
+``photo`` is the input's output stem with its extension, which is the very stem a
+single-host job gives it (two inputs whose stems clash are told apart there already), so
+the gathered outputs land where a single-host job has them.
 
 Publishing is a set of broker futures; ``Publication.outcome`` is asked in later steps and
 answers only when every one came back. A single failure fails the lot: the whole job is
@@ -21,16 +24,30 @@ from typing import Any
 from sharpmld.cluster.broker import Broker, Published
 from sharpmld.cluster.subjects import band_for
 from sharpmld.cluster.task import PhotoTask
+from sharpmld.core import fsio
 from sharpmld.daemon.cluster.ledger import Ledger, Photo
 from sharpmld.daemon.jobrun import JobRun
+from sharpmld.daemon.stems import output_stem
+from sharpmld.protocol import CONFIG_FIELDS
+
+CLUSTER_DIR = "cluster"  # in a job's folder: the photos as workers see them, attempts, commits
+# The request's settings a job's photos are made with (not video ones: videos are not split).
+OPTION_FIELDS = tuple(f for f in CONFIG_FIELDS if not f.startswith("video_"))
+
+
+def workspace(job_dir: Path) -> Path:
+    """The job's folder as the workers see it."""
+    return job_dir / CLUSTER_DIR
 
 
 def photo_key(rel: str, stem: str) -> str:
-    """The flat name a photo is known by on the broker and in ``commits/``."""
-    if "/" not in rel and rel not in (".", ".."):
-        return rel
+    """The flat name a photo is stored, published and committed under: its stem, its suffix.
+
+    The worker names outputs by ``output_stem(photo)``; this name gives back ``stem``.
+    """
     suffix = Path(rel).suffix
-    return f"{stem}{suffix}"
+    key = f"{stem}{suffix}"
+    return key if output_stem(key, set()) == stem else f"{stem}.photo"
 
 
 def plan(run: JobRun) -> Ledger:
@@ -46,16 +63,26 @@ def plan(run: JobRun) -> Ledger:
     return Ledger(band=band_for(run.job.record.priority), photos=photos)
 
 
+def stage(job_dir: Path, ledger: Ledger) -> None:
+    """Store each photo in the job's workspace under its key (again after a crash: harmless)."""
+    folder = workspace(job_dir)
+    folder.mkdir(exist_ok=True)
+    for photo in ledger.photos.values():
+        target = folder / photo.photo
+        if not target.exists():
+            fsio.link_or_copy(job_dir / photo.src, target)
+    fsio.fsync_dir(folder)
+
+
 def task_for(run: JobRun, photo: Photo, root: Path) -> PhotoTask:
     """The message for one photo of ``run``."""
-    options: dict[str, Any] = {
-        "src": photo.src,
-        "rel": photo.rel,
-        "stem": photo.stem,
-        "formats": list(run.formats),
-        "f_px": run.spec.f_px,
-    }
-    job_dir = run.job.path.relative_to(root).as_posix()
+    assert run.request is not None
+    options: dict[str, Any] = {}
+    for name in OPTION_FIELDS:
+        value = getattr(run.request, name)
+        options[name] = list(value) if isinstance(value, tuple) else value
+    options["f_px"] = run.request.f_px
+    job_dir = workspace(run.job.path).relative_to(root).as_posix()
     return PhotoTask(job_id=run.job.job_id, photo=photo.photo, job_dir=job_dir, options=options)
 
 

@@ -2,7 +2,9 @@
 
 The real worker (``sharpmld worker --cluster``) runs the model; this one writes small fake
 outputs where a worker's attempt has them, so the intake's publishing, gathering and closing
-are tested on their own. ``hold`` fetches a photo and never answers, as a worker killed on it.
+are tested on their own. It reads a task as the real worker does: the photo at
+``<root>/<job_dir>/<photo>``, outputs named by ``output_stem(photo)``, only the request's own
+settings in ``options``; it leaves ``RESULT.json`` or ``FAILED.json`` with ``made_by``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from sharpmld.cluster.broker import Broker, Delivery, Settings
 from sharpmld.cluster.commit import Attempt
 from sharpmld.cluster.task import PhotoTask
+from sharpmld.daemon.stems import output_stem
+from sharpmld.protocol import CONFIG_FIELDS
 
 WAIT = 10.0
 
@@ -56,26 +60,32 @@ class StandIn:
         if fetched is None:
             return None
         delivery, task = fetched
-        original = self.root / task.job_dir / str(task.options["src"])
+        original = self.root / task.job_dir / task.photo
         assert original.is_file(), f"the task names no readable original: {original}"
+        unknown = set(task.options) - {*CONFIG_FIELDS, "f_px"}
+        assert not unknown, f"options a worker refuses: {unknown}"
         name = f"{self.host}.{self.pid}.{delivery.delivered}"
         attempt = Attempt(self.root / task.job_dir, task.photo, name)
         folder = attempt.open()
-        stem = str(task.options["stem"])
+        stem = output_stem(task.photo, set())
+        made_by = {"host_id": self.host, "host": f"{self.host}.local", "pid": self.pid, "device": "cpu"}
         if fail:
-            (folder / "FAILED.json").write_text(json.dumps({"code": fail, "message": "it would not decode"}))
+            failure = {"code": fail, "message": "it would not decode", "made_by": made_by}
+            (folder / "FAILED.json").write_text(json.dumps(failure))
         else:
             (folder / f"{stem}.ply").write_bytes(b"ply " + original.read_bytes()[:16])
             (folder / "images").mkdir()
             (folder / "images" / f"{stem}.png").write_bytes(b"png")
             entry = {
+                "source": task.photo,
+                "made_by": made_by,
                 "gaussians": 7,
                 "outputs": {
                     "ply": {"path": f"{stem}.ply", "bytes": 20},
                     "image": {"path": f"images/{stem}.png", "bytes": 3},
                 },
             }
-            (folder / "IMAGE.json").write_text(json.dumps(entry))
+            (folder / "RESULT.json").write_text(json.dumps(entry))
         won = attempt.commit()
         delivery.ack().result(WAIT)
         done = Done(task, delivery.delivered, won)
