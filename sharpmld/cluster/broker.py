@@ -152,7 +152,10 @@ class Broker:
             reconnected_cb=self._on_reconnected,
         )
         self._js = self._nc.jetstream()
-        await self._ensure()
+        await self._define()
+        for band in BANDS:  # a bound subscription asks by name: it outlives a reset server
+            if band not in self._subs:
+                self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
 
     async def _on_error(self, exc: Exception) -> None:
         self.last_error = str(exc) or type(exc).__name__
@@ -160,9 +163,9 @@ class Broker:
     async def _on_reconnected(self) -> None:
         """A server that lost its store comes back without the stream: set it up again."""
         with contextlib.suppress(Exception):  # the next reconnect, or the caller, tries again
-            await self._ensure()
+            await self._define()
 
-    async def _ensure(self) -> None:
+    async def _define(self) -> None:
         assert self._js is not None
         stream = StreamConfig(
             name=STREAM,
@@ -185,8 +188,6 @@ class Broker:
                 max_deliver=self.settings.max_deliver,
             )
             await self._js.add_consumer(STREAM, consumer)
-            if band not in self._subs:  # a bound subscription asks by name: it outlives a reset
-                self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
 
     async def _publish(self, subj: str, msg_id: str, payload: bytes) -> Published:
         assert self._js is not None, "start() first"

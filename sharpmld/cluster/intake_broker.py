@@ -48,8 +48,8 @@ class IntakeBroker(Broker):
 
     _advisories: JetStreamContext.PullSubscription | None = None
 
-    async def _ensure(self) -> None:
-        await super()._ensure()
+    async def _define(self) -> None:
+        await super()._define()
         assert self._js is not None
         stream = StreamConfig(
             name=ADVISORY_STREAM,
@@ -121,7 +121,7 @@ class IntakeBroker(Broker):
         if self._nc is None or self._nc.is_closed:
             await self._connect()
         else:
-            await self._ensure()
+            await self._define()
 
     async def _holds(self, sequence: int, msg_id: str) -> bool:
         assert self._js is not None, "start() first"
