@@ -28,7 +28,7 @@ from typing import Any
 
 from sharpmld.cluster import commit
 from sharpmld.core import fsio
-from sharpmld.core.errors import EngineCrash, WorkerImageError, format_advice
+from sharpmld.core.errors import EngineCrash, PhotoGivenUp, format_advice
 from sharpmld.daemon.cluster.ledger import PUBLISHED_FILE, Ledger, Photo
 from sharpmld.daemon.cluster.publisher import CLUSTER_DIR, workspace
 from sharpmld.daemon.jobrun import JobRun
@@ -58,13 +58,6 @@ RESERVED = {
     PUBLISHED_FILE,
     CLUSTER_DIR,
 }
-
-
-class PhotoGivenUp(WorkerImageError):
-    """Every worker that took this photo was lost on it, ``[cluster] max_deliver`` times."""
-
-    code = "given_up"
-    advice = "Every worker that tried this photo stopped on it ({deliveries} tries); it was given up."
 
 
 @dataclass
