@@ -353,3 +353,36 @@ def test_nested_and_clashing_names_get_the_single_host_stems(rig: ClusterRig, wo
     made = sorted((i["source"], i["outputs"]["ply"]["path"]) for i in result["images"])
     assert made == [("a.jpg", "a.ply"), ("a.png", "a-2.ply"), ("day 1/IMG 1.jpg", "day_1-IMG_1.ply")]
     assert all((done / path).is_file() for _, path in made)
+
+
+def test_an_intake_stopped_halfway_through_gathering_finishes_the_job_on_restart(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    from sharpmld.daemon.cluster import finisher, ledger
+
+    root = tmp_path / "root"
+    daemon = Daemon(make_config(root, nats_server.url), watcher=FakeWatcher())
+    rig = ClusterRig(root, daemon, nats_server)
+    daemon.start(rig.now)
+    rig.drop("kitchen", images=2)
+    (job,) = rig.until(rig.published, "the job published")
+    daemon.stop()  # the intake is away while the workers commit
+    worker = StandIn(root, nats_server.url)
+    try:
+        assert all(worker.work_one(timeout=2.0) for _ in range(2))
+    finally:
+        worker.stop()
+    recorded = ledger.read(job)
+    assert recorded is not None
+    finisher.settle(job, recorded)  # a first intake gathered the outputs, then died
+    assert (job / "IMG_0.ply").is_file() and rig.jobs("done") == []
+    again = Daemon(make_config(root, nats_server.url), watcher=FakeWatcher())
+    rig2 = ClusterRig(root, again, nats_server)
+    again.start(rig2.now)
+    try:
+        (done,) = rig2.until(lambda: rig2.jobs("done"), "the job closed by the restarted intake")
+        result = json.loads((done / "result.json").read_text())
+        assert sorted(i["source"] for i in result["images"]) == ["IMG_0.jpg", "IMG_1.jpg"]
+        assert all((done / i["outputs"]["ply"]["path"]).is_file() for i in result["images"])
+    finally:
+        again.stop()
