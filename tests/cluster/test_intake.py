@@ -386,3 +386,18 @@ def test_an_intake_stopped_halfway_through_gathering_finishes_the_job_on_restart
         assert all((done / i["outputs"]["ply"]["path"]).is_file() for i in result["images"])
     finally:
         again.stop()
+
+
+def test_a_broker_lost_while_running_holds_new_folders_until_it_is_back(rig: ClusterRig) -> None:
+    rig.drop("first", images=1)
+    rig.until(lambda: len(rig.published()) == 1, "the first job published")
+    rig.server.kill()
+    rig.until(lambda: not rig.daemon.cluster.connected, "the intake noticing the broker is gone")
+    rig.drop("second", images=1)
+    for _ in range(10):
+        rig.step(1.0)
+    assert (rig.root / "inbox" / "second").is_dir()
+    assert status(rig.daemon)["paused"] == "broker_unavailable"
+    rig.server.start()  # same port, same store
+    rig.until(lambda: len(rig.published()) == 2, "the second job published once the broker is back")
+    assert rig.metric("sharpmld_broker_connected") == 1
