@@ -96,6 +96,7 @@ class Broker:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
+        self.last_error = ""  # the connection's last complaint, for status and the log
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -135,9 +136,37 @@ class Broker:
 
     # -- on the broker's thread --------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now (a bool read across threads: no lock needed)."""
+        return self._nc is not None and self._nc.is_connected
+
     async def _connect(self) -> None:
-        self._nc = await nats.connect(self.settings.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        # Keep trying until the server answers (the future stays pending meanwhile); the
+        # callbacks keep nats-py from logging a traceback at every failed attempt.
+        self._nc = await nats.connect(
+            self.settings.url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=self._on_error,
+            reconnected_cb=self._on_reconnected,
+        )
         self._js = self._nc.jetstream()
+        await self._define()
+        for band in BANDS:  # a bound subscription asks by name: it outlives a reset server
+            if band not in self._subs:
+                self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
+
+    async def _on_error(self, exc: Exception) -> None:
+        self.last_error = str(exc) or type(exc).__name__
+
+    async def _on_reconnected(self) -> None:
+        """A server that lost its store comes back without the stream: set it up again."""
+        with contextlib.suppress(Exception):  # the next reconnect, or the caller, tries again
+            await self._define()
+
+    async def _define(self) -> None:
+        assert self._js is not None
         stream = StreamConfig(
             name=STREAM,
             subjects=[f"{SUBJECT_PREFIX}.*"],
@@ -159,7 +188,6 @@ class Broker:
                 max_deliver=self.settings.max_deliver,
             )
             await self._js.add_consumer(STREAM, consumer)
-            self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
 
     async def _publish(self, subj: str, msg_id: str, payload: bytes) -> Published:
         assert self._js is not None, "start() first"

@@ -294,6 +294,13 @@ class DiskFull(WorkerImageError):
     advice = "The disk filled up while writing the outputs; the job waits until there is room."
 
 
+class PhotoGivenUp(WorkerImageError):
+    """Cluster mode: every worker that took this photo was lost on it, ``max_deliver`` times."""
+
+    code = "given_up"
+    advice = "Every worker that tried this photo stopped on it ({deliveries} tries); it was given up."
+
+
 def format_advice(cls: type[SharpmldError], **values: Any) -> str:
     """Fill a class's advice template; missing values leave the braces visible, never crash."""
     try:
