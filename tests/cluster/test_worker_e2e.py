@@ -1,0 +1,201 @@
+"""The real ``sharpmld worker --cluster`` against a real nats-server, killed and paused.
+
+A stand-in for the intake lays jobs out in ``working/`` and publishes their photos; the
+workers are subprocesses running the tiny model. A worker known to be mid-inference is one
+whose model has said so through ``TINY_SHARP_HOLD`` (see tests/support/tiny_sharp.py) and
+whose status file names the photo.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sharpmld.cluster.broker import Broker, Settings
+from sharpmld.core import fsio
+from tests.cluster.conftest import NatsServer
+from tests.cluster.standin import (
+    WAIT,
+    Worker,
+    attempts_of,
+    commits,
+    committed_by,
+    make_job,
+    publish,
+    sha,
+)
+from tests.support import harness
+from tests.support.harness import wait_for
+
+ACK_WAIT = 3.0
+SLACK = 30.0  # on this 2-core machine, shared: a redelivered photo may wait for a busy CPU
+
+
+@pytest.fixture
+def cluster_root(tmp_path: Path, checkpoint: Path) -> Path:
+    root = tmp_path / "root"
+    harness.write_config(root, checkpoint, cluster={"ack_wait_seconds": ACK_WAIT, "max_deliver": 5})
+    for state in ("inbox", "working", "done", "failed"):
+        (root / state).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def intake(nats_server: NatsServer) -> Iterator[Broker]:
+    """The stand-in intake's broker connection (it also sets the stream and consumers up)."""
+    b = Broker(Settings(nats_server.url, ack_wait=ACK_WAIT, max_deliver=5))
+    b.start().result(WAIT)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+def hold(tmp_path: Path) -> Path:
+    """The folder through which the tiny model says it is mid-inference, and is held there."""
+    folder = tmp_path / "hold"
+    folder.mkdir()
+    (folder / "hold").touch()
+    return folder
+
+
+def start_workers(
+    root: Path, url: str, workers: list[Worker], count: int, extra: dict[str, str] | None = None
+) -> list[Worker]:
+    env = {"TINY_SHARP_GRID": "8", **(extra or {})}
+    new = [Worker(root, url, env) for _ in range(count)]
+    workers.extend(new)
+    for w in new:
+        w.wait_warm()
+    return new
+
+
+def the_holder(pair: list[Worker], hold: Path) -> tuple[Worker, Worker]:
+    """Wait until one worker's model is mid-inference on the photo; (holder, the other)."""
+
+    def found() -> tuple[Worker, Worker] | None:
+        if not list(hold.glob("*.running")):
+            return None
+        holding = [w for w in pair if w.holding()]
+        if len(holding) != 1:
+            return None
+        other = next(w for w in pair if w is not holding[0])
+        return holding[0], other
+
+    result: tuple[Worker, Worker] = wait_for(found, 60, "a worker to be mid-inference")
+    return result
+
+
+def test_a_photo_whose_worker_is_killed_mid_inference_is_committed_by_another(
+    cluster_root: Path, nats_server: NatsServer, intake: Broker, workers: list[Worker], hold: Path
+) -> None:
+    pair = start_workers(cluster_root, nats_server.url, workers, 2, {"TINY_SHARP_HOLD": str(hold)})
+    job, _ = make_job(cluster_root, "garden", 1)
+    (photo,) = publish(intake, cluster_root, job)
+    holder, other = the_holder(pair, hold)
+    lost_attempt = holder.holding()["attempt"]  # type: ignore[index]
+    holder.signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    assert holder.wait() == -signal.SIGKILL
+    (hold / "hold").unlink()  # the next pass of the model runs through
+    winner = wait_for(lambda: committed_by(job, photo), ACK_WAIT + SLACK, lambda: other.text()[-3000:])
+    took = time.monotonic() - killed_at
+    assert winner != lost_attempt and winner.split(".")[1] == str(other.pid)
+    assert winner.endswith(".2"), "the commit is the photo's second delivery"
+    assert (job / "attempts" / photo / winner / "img000.ply").is_file()
+    assert (job / "attempts" / photo / winner / "RESULT.json").is_file()
+    assert took < ACK_WAIT + SLACK
+    print(f"SIGKILL -> commit elsewhere: {took:.1f} s (ack_wait {ACK_WAIT:g} s)")
+
+
+def test_a_worker_paused_past_ack_wait_loses_the_commit_and_removes_its_files(
+    cluster_root: Path, nats_server: NatsServer, intake: Broker, workers: list[Worker], hold: Path
+) -> None:
+    pair = start_workers(cluster_root, nats_server.url, workers, 2, {"TINY_SHARP_HOLD": str(hold)})
+    job, _ = make_job(cluster_root, "garden", 1)
+    (photo,) = publish(intake, cluster_root, job)
+    paused, other = the_holder(pair, hold)
+    late_attempt = paused.holding()["attempt"]  # type: ignore[index]
+    paused.signal(signal.SIGSTOP)  # no heartbeats from here on: the broker redelivers
+    (hold / "hold").unlink()  # both models finish: the paused worker's waits in its pipe
+    winner = wait_for(lambda: committed_by(job, photo), ACK_WAIT + SLACK, lambda: other.text()[-3000:])
+    assert winner.split(".")[1] == str(other.pid)
+    wait_for(lambda: other.logged("photo committed"), 30, "the other worker's commit")
+    paused.signal(signal.SIGCONT)
+    wait_for(
+        lambda: paused.logged("commit lost: another attempt committed the photo first; files removed"),
+        60,
+        lambda: paused.text()[-3000:],
+    )
+    assert attempts_of(job, photo) == [winner], "the late attempt left files"
+    assert late_attempt != winner
+    assert committed_by(job, photo) == winner
+    wait_for(lambda: paused.holding() is None, 30, "the paused worker to let the photo go")
+    assert not paused.logged("photo committed")
+
+
+def test_a_terminated_worker_hands_its_photo_back_at_once(
+    cluster_root: Path, nats_server: NatsServer, checkpoint: Path, workers: list[Worker], hold: Path
+) -> None:
+    long_wait = 120.0  # far beyond the test's own wait: only the nak can bring the photo back
+    harness.write_config(cluster_root, checkpoint, cluster={"ack_wait_seconds": long_wait})
+    broker = Broker(Settings(nats_server.url, ack_wait=long_wait, max_deliver=5))
+    broker.start().result(WAIT)
+    try:
+        pair = start_workers(cluster_root, nats_server.url, workers, 2, {"TINY_SHARP_HOLD": str(hold)})
+        job, _ = make_job(cluster_root, "garden", 1)
+        (photo,) = publish(broker, cluster_root, job)
+        stopped, other = the_holder(pair, hold)
+        first = stopped.holding()["attempt"]  # type: ignore[index]
+        stopped.signal(signal.SIGTERM)
+        assert stopped.wait(30) == 0
+        assert first not in attempts_of(job, photo), "the stopped worker left its attempt"
+        assert stopped.status() is None, "the stopped worker left its status file"
+        assert stopped.logged("stopping: photo handed back")
+        taken = wait_for(other.holding, 60, lambda: other.text()[-3000:])  # far inside ack_wait
+        assert taken["photo"] == photo and taken["delivered"] == 2
+        (hold / "hold").unlink()
+        winner = wait_for(lambda: committed_by(job, photo), 60, lambda: other.text()[-3000:])
+        assert winner == taken["attempt"]
+        counts = broker.pending().result(WAIT)
+        assert counts["pending"] == 0
+    finally:
+        broker.stop()
+
+
+def test_photos_across_three_workers_are_each_committed_exactly_once(
+    cluster_root: Path, nats_server: NatsServer, intake: Broker, workers: list[Worker]
+) -> None:
+    three = start_workers(cluster_root, nats_server.url, workers, 3)
+    jobs = [make_job(cluster_root, f"job{n}", 8, seed=n) for n in range(3)]
+    photos = {job: publish(intake, cluster_root, job) for job, _ in jobs}
+    total = sum(len(p) for p in photos.values())
+    wait_for(lambda: sum(len(commits(job)) for job, _ in jobs) == total, 300, "every photo committed")
+    wait_for(lambda: all(w.holding() is None for w in three), 60, "the workers to let go")
+    runs = 0
+    for job, hashes in jobs:
+        for photo in photos[job]:
+            winner = committed_by(job, photo)
+            assert winner is not None
+            assert attempts_of(job, photo) == [winner], "a losing attempt left files"
+            assert (job / "attempts" / photo / winner / "RESULT.json").is_file()
+        assert {name: sha(job / name) for name in hashes} == hashes, "an original changed"
+        assert not [p for p in job.rglob("*") if fsio.is_temp_name(p.name)], "temporary files left"
+    for w in three:
+        runs += len(w.logged("photo started"))
+    counts = intake.pending().result(WAIT)
+    assert counts["pending"] == 0 and counts["ack_pending"] == 0
+    assert runs - total == counts["redelivered"], "extra runs other than redeliveries"
+    assert sum(len(w.logged("photo committed")) for w in three) == total
+    assert len({w.pid for w in three if w.logged("photo committed")}) >= 2, "one worker did all"
