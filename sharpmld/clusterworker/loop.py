@@ -53,6 +53,7 @@ BUSY_WAIT = 0.25  # while the model starts or works: notice its events soon
 CONNECT_RETRY = 2.0  # seconds between tries to reach a broker that refused us
 STOP_GRACE = 2.0  # at stop, a busy model worker gets this long between TERM and KILL
 ANSWER_WAIT = 5.0  # at stop, how long the nak may take to reach the broker
+STATUS_REFRESH = 10.0  # an idle worker's status file is rewritten this often: it is alive
 WARM_STATES = (sv.READY, sv.BUSY)
 
 
@@ -97,6 +98,7 @@ class ClusterWorker:
         self.fetching: Future[Delivery | None] | None = None
         self.held: Held | None = None
         self.finished = False
+        self.next_status = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,6 +173,9 @@ class ClusterWorker:
         for event in self.supervisor.step(now):
             self._on_model(event, now)
         self._step_broker(now)
+        if now >= self.next_status:
+            self._write_status()
+            self.next_status = now + min(STATUS_REFRESH, self.heartbeat_interval)
 
     def _step_broker(self, now: float) -> None:
         if self.connecting is not None:

@@ -138,5 +138,16 @@ class Worker:
         return self.wait()
 
 
+def start_workers(
+    root: Path, url: str, workers: list[Worker], count: int, extra: dict[str, str] | None = None
+) -> list[Worker]:
+    env = {"TINY_SHARP_GRID": "8", **(extra or {})}
+    new = [Worker(root, url, env) for _ in range(count)]
+    workers.extend(new)
+    for w in new:
+        w.wait_warm()
+    return new
+
+
 def committed_by(job: Path, photo: str) -> str | None:
     return committed(job, photo)

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from sharpmld.cluster.broker import Broker, Settings
 from sharpmld.core import fsio
-from tests.cluster.conftest import NatsServer
+from tests.cluster.conftest import ACK_WAIT, NatsServer
 from tests.cluster.standin import (
     WAIT,
     Worker,
@@ -27,58 +24,12 @@ from tests.cluster.standin import (
     make_job,
     publish,
     sha,
+    start_workers,
 )
 from tests.support import harness
 from tests.support.harness import wait_for
 
-ACK_WAIT = 3.0
 SLACK = 30.0  # on this 2-core machine, shared: a redelivered photo may wait for a busy CPU
-
-
-@pytest.fixture
-def cluster_root(tmp_path: Path, checkpoint: Path) -> Path:
-    root = tmp_path / "root"
-    harness.write_config(root, checkpoint, cluster={"ack_wait_seconds": ACK_WAIT, "max_deliver": 5})
-    for state in ("inbox", "working", "done", "failed"):
-        (root / state).mkdir(parents=True, exist_ok=True)
-    return root
-
-
-@pytest.fixture
-def intake(nats_server: NatsServer) -> Iterator[Broker]:
-    """The stand-in intake's broker connection (it also sets the stream and consumers up)."""
-    b = Broker(Settings(nats_server.url, ack_wait=ACK_WAIT, max_deliver=5))
-    b.start().result(WAIT)
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        w.stop()
-
-
-@pytest.fixture
-def hold(tmp_path: Path) -> Path:
-    """The folder through which the tiny model says it is mid-inference, and is held there."""
-    folder = tmp_path / "hold"
-    folder.mkdir()
-    (folder / "hold").touch()
-    return folder
-
-
-def start_workers(
-    root: Path, url: str, workers: list[Worker], count: int, extra: dict[str, str] | None = None
-) -> list[Worker]:
-    env = {"TINY_SHARP_GRID": "8", **(extra or {})}
-    new = [Worker(root, url, env) for _ in range(count)]
-    workers.extend(new)
-    for w in new:
-        w.wait_warm()
-    return new
 
 
 def the_holder(pair: list[Worker], hold: Path) -> tuple[Worker, Worker]:
