@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future
 from pathlib import Path
 
 from sharpmld.cluster.commit import Attempt, commit_marker, committed
@@ -181,3 +182,19 @@ def test_stop_after_the_commit_keeps_the_committed_attempt(tmp_path: Path) -> No
     rig.worker.stop()
     assert photo.verbs == ["ack"]
     assert (job / "attempts" / "img0.png" / ATTEMPT / RESULT_FILE).exists()
+
+
+def test_a_broker_that_cannot_be_reached_is_tried_again_later(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    refused: Future[None] = Future()
+    refused.set_exception(OSError("connection refused"))
+    rig.worker.connecting = refused
+    rig.model.become_ready()
+    rig.step()
+    assert rig.broker.stopped and rig.worker.broker is None
+    rig.step(1.0)
+    assert len(rig.brokers) == 1, "tried again at once"
+    rig.step(2.0)
+    assert len(rig.brokers) == 2 and not rig.broker.stopped
+    rig.step()
+    assert len(rig.broker.fetches) == 1, "no photo asked for once connected"
