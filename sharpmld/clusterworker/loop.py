@@ -81,8 +81,9 @@ class ClusterWorker:
             url,
             ack_wait=float(config.get("cluster", "ack_wait_seconds")),
             max_deliver=int(config.get("cluster", "max_deliver")),
+            define=False,  # the intake's stream and consumers, as the intake set them up
         )
-        self.heartbeat_interval = self.settings.ack_wait / 3  # well inside ack_wait
+        self.heartbeat_interval = self.settings.ack_wait / 3  # until the broker says its own
         self.wall_clock = wall_clock
         self.host_id = machine_id or host_id()
         self.pid = os.getpid()
@@ -216,8 +217,10 @@ class ClusterWorker:
         self.connecting = None
         exc = attempt.exception()
         if exc is None:
+            assert self.broker is not None
             self.status.connected = True
-            self.log.info("connected to the broker", broker=self.settings.url)
+            self.heartbeat_interval = self.broker.ack_wait / 3  # well inside the server's ack_wait
+            self.log.info("connected to the broker", broker=self.settings.url, ack_wait=self.broker.ack_wait)
             self._write_status()
             return
         self.log.warning(

@@ -59,6 +59,7 @@ class FakeDelivery:
 class FakeBroker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.ack_wait = settings.ack_wait
         self.fetches: list[Future[Any]] = []
         self.stopped = False
 
