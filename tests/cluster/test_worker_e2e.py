@@ -16,6 +16,7 @@ from pathlib import Path
 from sharpmld.cluster.broker import Broker, Settings
 from sharpmld.core import fsio
 from tests.cluster.conftest import ACK_WAIT, NatsServer
+from tests.cluster.proxy import Proxy
 from tests.cluster.standin import (
     WAIT,
     Worker,
@@ -155,3 +156,35 @@ def test_photos_across_three_workers_are_each_committed_exactly_once(
     assert len({w.pid for w in three if w.logged("photo committed")}) >= 2, "one worker did all"
     assert [w.stop() for w in three] == [0, 0, 0]
     assert not list((cluster_root / ".sharpmld" / "workers").iterdir()), "a status file was left"
+
+
+def test_a_worker_cut_off_from_the_broker_loses_the_commit_to_the_one_given_the_photo_again(
+    cluster_root: Path, nats_server: NatsServer, intake: Broker, workers: list[Worker], hold: Path
+) -> None:
+    proxy = Proxy(nats_server.port)
+    proxy.restore()
+    try:
+        (cut_off,) = start_workers(cluster_root, proxy.url, workers, 1, {"TINY_SHARP_HOLD": str(hold)})
+        job, _ = make_job(cluster_root, "garden", 1)
+        (photo,) = publish(intake, cluster_root, job)
+        wait_for(lambda: list(hold.glob("*.running")) and cut_off.holding(), 60, "the photo held")
+        late = cut_off.holding()["attempt"]  # type: ignore[index]
+        (other,) = start_workers(cluster_root, nats_server.url, workers, 1)  # longer than ack_wait:
+        assert not other.holding() and committed_by(job, photo) is None  # heartbeats kept it
+        proxy.cut()
+        winner = wait_for(lambda: committed_by(job, photo), ACK_WAIT + SLACK, lambda: other.text()[-3000:])
+        assert winner.split(".")[1] == str(other.pid)
+        (hold / "hold").unlink()  # the cut-off worker's model finishes: its commit comes late
+        wait_for(
+            lambda: cut_off.logged("commit lost: another attempt committed the photo first; files removed"),
+            60,
+            lambda: cut_off.text()[-3000:],
+        )
+        assert attempts_of(job, photo) == [winner] and late != winner
+        assert other.stop() == 0  # from here on only the cut-off worker can take photos
+        proxy.restore()  # back on the network, the worker goes on taking photos
+        job2, _ = make_job(cluster_root, "after", 2, seed=5)
+        publish(intake, cluster_root, job2)
+        wait_for(lambda: len(commits(job2)) == 2, 120, lambda: cut_off.text()[-3000:])
+    finally:
+        proxy.cut()
