@@ -171,6 +171,12 @@ class ClusterWorker:
         if self.stopping.requested:
             self.finished = True  # stop() hands the photo back
             return
+        try:
+            self._step(now)
+        except Exception:  # a bug must cost a step, never the worker: the photo stays held
+            self.log.error("cluster worker step failed", exc_info=True)
+
+    def _step(self, now: float) -> None:
         for event in self.supervisor.step(now):
             self._on_model(event, now)
         self._step_broker(now)

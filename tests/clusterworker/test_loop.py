@@ -198,3 +198,16 @@ def test_a_broker_that_cannot_be_reached_is_tried_again_later(tmp_path: Path) ->
     assert len(rig.brokers) == 2 and not rig.broker.stopped
     rig.step()
     assert len(rig.broker.fetches) == 1, "no photo asked for once connected"
+
+
+def test_a_step_that_fails_costs_that_step_not_the_photo(tmp_path: Path) -> None:
+    rig = warm(tmp_path)
+    job = rig.job()
+    photo = rig.hand_out(rig.task(job))
+    real_step = rig.model.step
+    rig.model.step = lambda now: (_ for _ in ()).throw(RuntimeError("a bug"))  # type: ignore[method-assign]
+    rig.step()
+    rig.model.step = real_step  # type: ignore[method-assign]
+    rig.model.finish_images()
+    rig.step()
+    assert photo.verbs == ["ack"] and committed(job, "img0.png") == ATTEMPT
