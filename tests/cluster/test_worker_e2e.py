@@ -114,12 +114,15 @@ def test_a_terminated_worker_hands_its_photo_back_at_once(
         stopped, other = the_holder(pair, hold)
         first = stopped.holding()["attempt"]  # type: ignore[index]
         stopped.signal(signal.SIGTERM)
+        termed_at = time.monotonic()
         assert stopped.wait(30) == 0
         assert first not in attempts_of(job, photo), "the stopped worker left its attempt"
         assert stopped.status() is None, "the stopped worker left its status file"
         assert stopped.logged("stopping: photo handed back")
         taken = wait_for(other.holding, 60, lambda: other.text()[-3000:])  # far inside ack_wait
         assert taken["photo"] == photo and taken["delivered"] == 2
+        took = time.monotonic() - termed_at
+        print(f"SIGTERM -> taken by the other worker: {took:.1f} s (ack_wait {long_wait:g} s)")
         (hold / "hold").unlink()
         winner = wait_for(lambda: committed_by(job, photo), 60, lambda: other.text()[-3000:])
         assert winner == taken["attempt"]
