@@ -29,7 +29,7 @@ from sharpmld.clusterworker.request import photo_request
 from sharpmld.clusterworker.status import WorkerStatus, remove_status, write_status
 from sharpmld.core import log
 from sharpmld.core.config import Config
-from sharpmld.core.errors import ConfigError, DiskFull
+from sharpmld.core.errors import ConfigError, DiskFull, EngineCrash
 from sharpmld.core.hostid import host_id
 from sharpmld.daemon.stopping import StopPolicy
 from sharpmld.daemon.waiting import Waiter
@@ -277,6 +277,8 @@ class ClusterWorker:
             delivery.nak()
             return
         self.held = Held(delivery, task, attempt, since=now, interval=self.heartbeat_interval)
+        if self._given_up(self.held):
+            return
         self.supervisor.send_job(request, now)
         self.log.info("photo started", attempt=attempt.name, **where)
         self.status.current_photo = {**self.held.describe(), "since": self.wall_clock()}
@@ -302,9 +304,34 @@ class ClusterWorker:
                 detail=event.detail,
                 **held.describe(),
             )
-            held.attempt.discard()  # reported once reaped: nothing writes into it any more
+            self._record_lost(held, event)
             held.answer = self._watch(held.delivery.nak())
         self._write_status()
+
+    def _record_lost(self, held: Held, event: WorkerLost) -> None:
+        """Outputs gone, the reason kept: the photo is charged this attempt (``records``)."""
+        try:
+            held.attempt.open()  # reported once reaped: nothing writes into it any more
+            records.write_lost(
+                held.attempt.folder, event.reason, event.exit or event.detail, self._made_by(held)
+            )
+        except OSError as exc:
+            self.log.warning("cannot record the lost attempt", reason=str(exc), **held.describe())
+
+    def _given_up(self, held: Held) -> bool:
+        """A photo that has killed ``max_deliver`` model workers is not run again: its failure
+        is committed instead, naming how the workers died. True when it was."""
+        lost = records.charged(held.attempt.folder.parent, held.attempt.name)
+        if len(lost) < self.settings.max_deliver:
+            return False
+        how = "; ".join(sorted({str(x.get("detail") or "its worker vanished") for x in lost}))
+        error = EngineCrash(
+            f"the photo stopped the model worker {len(lost)} times ({how}); it is not run again"
+        )
+        held.failure = (error.code, error.message)
+        self.log.warning("photo given up after killing its workers", charged=len(lost), **held.describe())
+        self._finish(held)
+        return True
 
     def _finish(self, held: Held) -> None:
         """The model worker is done with the photo: record, commit, and ack only if it won."""
@@ -315,13 +342,7 @@ class ClusterWorker:
             held.attempt.discard()
             held.answer = self._watch(held.delivery.nak())
             return
-        made_by = {
-            "host_id": self.host_id,
-            "host": self.status.host,
-            "pid": self.pid,
-            "device": self.status.device,
-            **held.describe(),
-        }
+        made_by = self._made_by(held)
         try:
             if held.entry is not None:
                 records.write_result(held.attempt.folder, held.entry, made_by)
@@ -348,6 +369,15 @@ class ClusterWorker:
         self.status.photos_done += 1
         outcome = "done" if held.entry is not None else "failed"
         self.log.info("photo committed", outcome=outcome, **held.describe())
+
+    def _made_by(self, held: Held) -> dict[str, Any]:
+        return {
+            "host_id": self.host_id,
+            "host": self.status.host,
+            "pid": self.pid,
+            "device": self.status.device,
+            **held.describe(),
+        }
 
     def _let_go(self, held: Held) -> None:
         """The broker has this worker's answer (or there is none to give): hold nothing now."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sharpmld.cluster.broker import Broker
-from sharpmld.clusterworker.records import FAILED_FILE, RESULT_FILE
+from sharpmld.cluster.broker import Broker, Settings
+from sharpmld.clusterworker.records import FAILED_FILE, LOST_FILE, RESULT_FILE
 from tests.cluster.conftest import NatsServer
 from tests.cluster.standin import (
     WAIT,
@@ -20,6 +20,7 @@ from tests.cluster.standin import (
     start_workers,
 )
 from tests.intake import corpus
+from tests.support import harness
 from tests.support.harness import wait_for
 
 MAGENTA = (255, 0, 255)  # the tiny model kills its own process on it
@@ -62,9 +63,34 @@ def test_a_photo_that_kills_the_model_is_never_acked_and_stops_at_max_deliver(
         lambda: f"the broker to give the photo up: {intake.pending().result(WAIT)}",
     )
     assert committed_by(poison_job, "poison.png") is None
-    assert attempts_of(poison_job, "poison.png") == [], "a dead model's attempt was left"
+    left = attempts_of(poison_job, "poison.png")
+    assert len(left) == 5, "each dead model's attempt says why, for the failure report"
+    for name in left:
+        assert [p.name for p in (poison_job / "attempts" / "poison.png" / name).iterdir()] == [LOST_FILE]
     job, _ = make_job(cluster_root, "after", 1, seed=3)
     publish(intake, cluster_root, job)  # the worker, its model restarted, goes on
     wait_for(lambda: committed_by(job, "img000.png"), 120, lambda: worker.text()[-3000:])
     assert len(worker.logged(LOST)) == 5
     assert all(line["delivered"] == n for n, line in enumerate(worker.logged(LOST), start=1))
+
+
+def test_with_the_broker_unbounded_the_workers_give_a_poison_photo_up_after_max_deliver(
+    cluster_root: Path, nats_server: NatsServer, checkpoint: Path, workers: list[Worker]
+) -> None:
+    harness.write_config(cluster_root, checkpoint, cluster={"ack_wait_seconds": 3.0, "max_deliver": 2})
+    intake = Broker(Settings(nats_server.url, ack_wait=3.0, max_deliver=-1))  # naks cost nothing
+    intake.start().result(WAIT)
+    try:
+        (worker,) = start_workers(cluster_root, nats_server.url, workers, 1)
+        job, _ = make_job(cluster_root, "poison", 0)
+        rgb = (np.random.default_rng(1).random((40, 56, 3)) * 255).astype(np.uint8)
+        rgb[0, 0] = MAGENTA
+        corpus.write_png(job / "poison.png", rgb)
+        publish(intake, cluster_root, job)
+        winner = wait_for(lambda: committed_by(job, "poison.png"), 240, lambda: worker.text()[-3000:])
+        failed = json.loads((job / "attempts" / "poison.png" / str(winner) / FAILED_FILE).read_text())
+        assert failed["code"] == "engine_crash" and "2 times" in failed["message"]
+        assert len(worker.logged(LOST)) == 2 and worker.logged("photo given up after killing its workers")
+        wait_for(lambda: intake.pending().result(WAIT)["ack_pending"] == 0, 30, "the failure acked")
+    finally:
+        intake.stop()

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from sharpmld.cluster.commit import Attempt, commit_marker, committed
-from sharpmld.clusterworker.records import FAILED_FILE, RESULT_FILE
+from sharpmld.clusterworker.records import FAILED_FILE, LOST_FILE, RESULT_FILE, write_lost
 from sharpmld.clusterworker.status import status_path
 from sharpmld.supervisor import supervisor as sv
 from tests.clusterworker.fakes import ACK_WAIT, Rig, make_rig
@@ -108,15 +108,19 @@ def test_a_full_disk_hands_the_photo_back_uncommitted(tmp_path: Path) -> None:
     assert not (job / "attempts" / "img0.png" / ATTEMPT).exists()
 
 
-def test_a_model_worker_lost_on_the_photo_gets_no_ack_and_leaves_no_attempt(tmp_path: Path) -> None:
+def test_a_model_worker_lost_on_the_photo_gets_no_ack_and_leaves_only_why(tmp_path: Path) -> None:
     rig = warm(tmp_path)
     job = rig.job()
     photo = rig.hand_out(rig.task(job))
+    (job / "attempts" / "img0.png" / ATTEMPT / "img0.ply").write_bytes(b"half")
     rig.model.die()
     rig.step()
     assert "ack" not in photo.verbs and photo.verbs == ["nak"]
     assert committed(job, "img0.png") is None
-    assert not (job / "attempts" / "img0.png" / ATTEMPT).exists()
+    folder = job / "attempts" / "img0.png" / ATTEMPT
+    assert sorted(p.name for p in folder.iterdir()) == [LOST_FILE], "its outputs were left"
+    lost = json.loads((folder / LOST_FILE).read_text())
+    assert lost["reason"] == "crash" and lost["detail"] == "exit code -9"
     fetches = len(rig.broker.fetches)
     rig.step(5.0)
     assert len(rig.broker.fetches) == fetches, "fetched while the model is down"
@@ -211,3 +215,39 @@ def test_a_step_that_fails_costs_that_step_not_the_photo(tmp_path: Path) -> None
     rig.model.finish_images()
     rig.step()
     assert photo.verbs == ["ack"] and committed(job, "img0.png") == ATTEMPT
+
+
+def test_a_photo_that_killed_max_deliver_workers_is_committed_as_failed_without_running(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path, max_deliver=2)
+    rig.model.become_ready()
+    rig.step()
+    job = rig.job()
+    for name in ("hostA.1.1", "hostB.2.2"):
+        folder = Attempt(job, "img0.png", name).open()
+        if name.startswith("hostA"):
+            write_lost(folder, "crash", "killed by signal 9", {})  # hostB's worker died outright
+    photo = rig.hand_out(rig.task(job), delivered=3)
+    assert rig.model.sent == [] and photo.verbs == ["ack"]
+    winner = committed(job, "img0.png")
+    assert winner == f"host1.{os.getpid()}.3"
+    failed = json.loads((job / "attempts" / "img0.png" / winner / FAILED_FILE).read_text())
+    assert failed["code"] == "engine_crash" and "2 times" in failed["message"]
+    assert "killed by signal 9" in failed["message"]
+
+
+def test_a_photo_handed_back_by_stopped_workers_is_not_charged(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, max_deliver=2)
+    rig.model.become_ready()
+    rig.step()
+    job = rig.job()
+    for n in range(3):  # three workers told to stop on it: their attempts are gone
+        photo = rig.hand_out(rig.task(job), delivered=n + 1)
+        rig.worker.stop()
+        assert photo.verbs == ["nak"]
+        rig.worker.held, rig.worker.finished = None, False
+        rig.model.become_ready()
+        rig.step()
+    photo = rig.hand_out(rig.task(job), delivered=4)
+    assert photo.verbs == [] and len(rig.model.sent) == 4, "the photo was not run again"
