@@ -30,7 +30,6 @@ class Held:
     entry: dict[str, Any] | None = None  # the model worker's result for the photo
     failure: tuple[str, str] | None = None  # (code, message) when the photo itself failed
     answer: Future[None] | None = None  # the ack or nak sent; the photo is let go once done
-    committed: bool = False  # this attempt won the commit: its folder is the photo's now
 
     def __post_init__(self) -> None:
         self.next_heartbeat = self.since + self.interval

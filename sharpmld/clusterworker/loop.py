@@ -139,11 +139,12 @@ class ClusterWorker:
         """Hand back the photo in hand at once, stop the model, close the broker connection."""
         held, self.held = self.held, None
         answers: list[Future[None]] = []
-        if held is not None and held.answer is None:
+        handing_back = held is not None and held.answer is None  # not yet committed nor lost
+        if held is not None and handing_back:
             answers.append(held.delivery.nak())  # first: another worker can start on it now
             self.log.info("stopping: photo handed back", **held.describe())
         self.supervisor.stop(grace=STOP_GRACE)
-        if held is not None and not held.committed:
+        if held is not None and handing_back:
             held.attempt.discard()  # after the model is gone: nothing writes into it any more
         if self.fetching is not None:  # a photo may still arrive for the fetch under way
             late = _quietly(self.fetching, FETCH_SECONDS + ANSWER_WAIT)
@@ -364,7 +365,6 @@ class ClusterWorker:
             )
             self._let_go(held)
             return
-        held.committed = True
         held.answer = self._watch(held.delivery.ack())
         self.status.photos_done += 1
         outcome = "done" if held.entry is not None else "failed"

@@ -38,10 +38,11 @@ class FakeDelivery:
     def __init__(self, data: bytes, delivered: int = 1, msg_id: str = "job/photo") -> None:
         self.data, self.delivered, self.msg_id, self.subject = data, delivered, msg_id, "sharpmld.jobs.normal"
         self.verbs: list[str] = []
+        self.answered = True  # False: the broker's answers stay under way
 
     def _say(self, verb: str) -> Future[None]:
         self.verbs.append(verb)
-        return done()
+        return done() if self.answered else Future()
 
     def in_progress(self) -> Future[None]:
         return self._say("in_progress")

@@ -251,3 +251,16 @@ def test_a_photo_handed_back_by_stopped_workers_is_not_charged(tmp_path: Path) -
         rig.step()
     photo = rig.hand_out(rig.task(job), delivered=4)
     assert photo.verbs == [] and len(rig.model.sent) == 4, "the photo was not run again"
+
+
+def test_stop_while_a_lost_attempt_is_being_handed_back_keeps_its_record(tmp_path: Path) -> None:
+    rig = warm(tmp_path)
+    job = rig.job()
+    photo = rig.hand_out(rig.task(job))
+    photo.answered = False
+    rig.model.die()
+    rig.step()
+    assert rig.worker.held is not None, "let go before the broker answered"
+    rig.worker.stop()
+    assert photo.verbs == ["nak"], "handed back twice"
+    assert (job / "attempts" / "img0.png" / ATTEMPT / LOST_FILE).exists()
