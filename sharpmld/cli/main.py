@@ -210,10 +210,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from sharpmld.cli.service.logcap import cap_at_start
     from sharpmld.clusterworker.loop import ClusterWorker
     from sharpmld.core import log
 
     cfg = _config(args)
+    cap_at_start(os.environ)  # its own agent's logs, under launchd (`launchd install --worker`)
     url = args.cluster or str(cfg.get("cluster", "url"))
     if not url:
         print(
