@@ -14,10 +14,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from sharpmld.queue.jobid import is_job_id
+from sharpmld.web import pages
 from sharpmld.web.jobs import find_job, list_jobs
 from sharpmld.web.paths import resolve_file
 from sharpmld.web.security import Guard
@@ -31,6 +32,13 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
     ".log": "text/plain; charset=utf-8",
     ".html": "text/html; charset=utf-8",
+}
+
+# The pages' own assets, served by name from package data (no directory listing, no lookup by path).
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_FILES = {
+    "app.css": "text/css; charset=utf-8",
+    "queue.js": "text/javascript; charset=utf-8",
 }
 
 
@@ -74,8 +82,32 @@ def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str
         kind = CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0]
         return FileResponse(path, media_type=kind or "application/octet-stream")
 
+    # --- HTML pages and their static assets ---
+    async def queue_page(request: Request) -> Response:
+        return HTMLResponse(pages.render_queue(list_jobs(root)))
+
+    async def job_page(request: Request) -> Response:
+        job = find_job(root, request.path_params["job_id"])
+        if job is None:
+            return HTMLResponse("<!DOCTYPE html><title>Not found</title><p>No such job.</p>", 404)
+        return HTMLResponse(pages.render_job(job))
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name])
+
+    page_routes = [
+        Route("/", queue_page, methods=["GET"]),
+        Route("/jobs/{job_id}", job_page, methods=["GET"]),
+        Route("/static/{name}", static, methods=["GET", "HEAD"]),
+    ]
+    # --- end of HTML pages ---
+
     app = Starlette(
         routes=[
+            *page_routes,
             Route("/api/jobs", api_jobs, methods=["GET"]),
             Route("/api/jobs/{job_id}", api_job, methods=["GET"]),
             Route("/api/jobs/{job_id}/retry", api_retry, methods=["POST"]),
