@@ -39,6 +39,17 @@ class EngineUnavailable(SharpmldError):
     advice = "Install ml-sharp and its checkpoint; run `sharpmld doctor` for the exact fix."
 
 
+class SandboxUnavailable(EngineUnavailable):
+    """``[worker] sandbox`` is on but its tool (unshare / sandbox-exec) refuses to run here."""
+
+    code = "sandbox_unavailable"
+    advice = (
+        "Set [worker] sandbox = false, or let this user create namespaces "
+        "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 "
+        "kernel.apparmor_restrict_unprivileged_userns=0)."
+    )
+
+
 class ImageRejected(SharpmldError):
     """One input image cannot be used; the rest of its job goes on."""
 
@@ -121,6 +132,16 @@ class DecodeFailed(ImageRejected):
     )
 
 
+class NotDownloaded(ImageRejected):
+    """An iCloud Drive placeholder: the file itself was evicted from this Mac, only its stub is here."""
+
+    code = "not_downloaded"
+    advice = (
+        "{name} is in iCloud Drive but not downloaded to this Mac. Download it (in Finder, "
+        "Control-click it and choose Download Now, or run `brctl download` on it) and drop it again."
+    )
+
+
 class ImageTooLarge(ImageRejected):
     """Decoded dimensions above the configured limit, or a decompression bomb."""
 
@@ -190,6 +211,13 @@ class OutOfMemory(JobFailed):
 
     code = "out_of_memory"
     advice = "Processing ran out of memory. Try smaller images or fewer at a time."
+
+
+class Cancelled(JobFailed):
+    """A person cancelled the job (``sharpmld cancel`` or the web app); nothing was wrong with it."""
+
+    code = "cancelled"
+    advice = "The job was cancelled on request."
 
 
 class TooManyAttempts(JobFailed):
@@ -281,6 +309,7 @@ IMAGE_ERRORS: dict[str, type[ImageRejected]] = {
         EmptyFile,
         FileTooLarge,
         NotRegularFile,
+        NotDownloaded,
         DecodeFailed,
         ImageTooLarge,
         VideoTooLong,

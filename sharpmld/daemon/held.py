@@ -9,7 +9,14 @@ import time
 from pathlib import PurePosixPath
 from typing import Any
 
-from sharpmld.intake.scanner import IN_PROGRESS, NO_READY_MARKER, TEMP_NAME, Held, InboxScanner
+from sharpmld.intake.scanner import (
+    FINDER_COPYING,
+    IN_PROGRESS,
+    NO_READY_MARKER,
+    TEMP_NAME,
+    Held,
+    InboxScanner,
+)
 
 HELD_SHOWN = 50
 """At most this many held-back entries go into the status file (the total is always there)."""
@@ -21,6 +28,11 @@ def held_message(held: Held, scanner: InboxScanner) -> str:
         return (
             f"holds {held.path}, named like a copy still arriving: taken after "
             f"{scanner.in_progress_hold:g} s unchanged ([intake] in_progress_seconds)"
+        )
+    if held.reason == FINDER_COPYING:
+        return (
+            f"Finder is still copying {held.path}: taken once the copy ends; "
+            "if it was cancelled, copy that file again"
         )
     if held.reason == NO_READY_MARKER:
         return f"waits for a file named {scanner.marker} in it ([intake] ready_marker)"

@@ -72,6 +72,7 @@ class JobRun:
     error: SharpmldError | None = None
     inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
     owner: Owner | None = None  # the daemon running it, fenced before the job is closed
+    cancel: dict[str, Any] | None = None  # the CANCEL request once seen (see daemon.cancelling)
 
     def __post_init__(self) -> None:
         self.log = log.get().bind(job_id=self.job.job_id)
@@ -136,6 +137,7 @@ class JobRun:
                 formats=self.formats,
                 f_px_override=self.spec.f_px,
                 precision=str(cfg.get("model", "precision")),
+                colour=str(cfg.get("model", "colour")),
                 previews=bool(cfg.get("outputs", "previews")),
                 orbit_frames=int(cfg.get("outputs", "orbit_frames")),
                 ply_layout=str(cfg.get("outputs", "ply_layout")),
