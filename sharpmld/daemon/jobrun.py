@@ -188,9 +188,20 @@ class JobRun:
         return False
 
     def _write_progress(self, current: Any = None) -> None:
-        done = len(self.images) + len(self.rejected_by_worker())
+        failed = self.rejected_by_worker()
+        photos = results.photo_states(
+            self.request,
+            done={str(i["source"]) for i in self.images},
+            failed={str(r["source"]) for r in failed},
+            current=current,
+        )
         results.write_progress(
-            self.job, self.request, images_done=done, started=self.started, current=current
+            self.job,
+            self.request,
+            images_done=len(self.images) + len(failed),
+            started=self.started,
+            current=current,
+            photos=photos,
         )
 
     def rejected_by_worker(self) -> list[dict[str, Any]]:
