@@ -26,12 +26,13 @@ PHOTO_WAITING, PHOTO_WORKING, PHOTO_DONE, PHOTO_FAILED = "waiting", "working", "
 
 
 def photo_states(
-    request: JobRequest | None, *, done: set[str], failed: set[str], current: str | None
+    request: JobRequest | None, *, done: set[str], failed: set[str], started: set[str]
 ) -> list[dict[str, str]]:
     """Each photo the worker was given, with where it stands, in the order the worker takes them.
 
     A page that shows a job while it runs needs this per photo: a count alone cannot tell
-    which photo failed or which one the model is on.
+    which photo failed or which one the model is on. "Working" is every photo started and
+    not yet ended: the worker starts the next photo while the last one's files are written.
     """
     photos = []
     for task in request.images if request else ():
@@ -39,7 +40,7 @@ def photo_states(
             state = PHOTO_DONE
         elif task.rel in failed:
             state = PHOTO_FAILED
-        elif task.rel == current:
+        elif task.rel in started:
             state = PHOTO_WORKING
         else:
             state = PHOTO_WAITING

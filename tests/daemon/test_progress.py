@@ -27,8 +27,11 @@ def test_progress_names_each_photo_with_its_state_as_the_worker_reports(tmp_path
     rig.step(0.1)
     assert _photos(working) == {first: "working", second: "waiting", third: "waiting"}
 
-    rig.worker.finish_image(0)
+    # The worker starts the next photo before the last one's files are written and reported.
     rig.worker.start_image(1)
+    rig.step(0.1)
+    assert _photos(working) == {first: "working", second: "working", third: "waiting"}
+    rig.worker.finish_image(0)
     rig.step(0.1)
     assert _photos(working) == {first: "done", second: "working", third: "waiting"}
 
