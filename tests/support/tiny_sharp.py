@@ -7,6 +7,9 @@ Test hooks (read from the environment of the worker, so a test can provoke a mis
 engine without a special build): an input whose top-left pixel is pure magenta makes the
 forward pass kill its process; pure cyan makes it hang; pure yellow makes it allocate memory
 until stopped. ``TINY_SHARP_SLEEP`` adds a fixed delay to every forward pass.
+``TINY_SHARP_GATE=DIR`` holds each forward pass until the test lets it go: pass number N
+(counted across worker processes) creates ``DIR/called-N`` and waits for ``DIR/go-N`` or
+``DIR/open``, so a test sees a job mid-photo for as long as it needs, with no timing guess.
 """
 
 from __future__ import annotations
@@ -89,8 +92,26 @@ def _probe_network() -> None:
         f.write(outcome + "\n")
 
 
+def _hold_at_gate() -> None:
+    """With TINY_SHARP_GATE set, take the next pass number and wait until it is let through."""
+    gate = os.environ.get("TINY_SHARP_GATE")
+    if not gate:
+        return
+    n = 1
+    while True:
+        try:
+            os.close(os.open(os.path.join(gate, f"called-{n}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            n += 1
+    go, everyone = os.path.join(gate, f"go-{n}"), os.path.join(gate, "open")
+    while not (os.path.exists(go) or os.path.exists(everyone)):
+        time.sleep(0.02)
+
+
 def _misbehave(image: torch.Tensor) -> None:
     _probe_network()
+    _hold_at_gate()
     delay = float(os.environ.get("TINY_SHARP_SLEEP", "0"))
     if delay:
         time.sleep(delay)
