@@ -29,13 +29,28 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
-def _pixel(x: float, y: float) -> tuple[int, int, int]:
-    r, g, b = (float(c) for c in BACKGROUND)
-    for (cx, cy, radius), colour in BLOBS:
-        d2 = ((x - cx) ** 2 + (y - cy) ** 2) / (radius * radius)
-        alpha = 0.85 * math.exp(-2.0 * d2)  # a Gaussian falloff, blended over what is below
-        r, g, b = (c + alpha * (k - c) for c, k in zip((r, g, b), colour, strict=True))
-    return round(r), round(g), round(b)
+def _falloff(size: int, centre: float, radius: float) -> list[float]:
+    """exp(-2 d²/r²) along one axis at each pixel centre; a disc's weight is the product of two."""
+    return [math.exp(-2.0 * (((i + 0.5) / size - centre) / radius) ** 2) for i in range(size)]
+
+
+Falloffs = list[tuple[list[float], list[float]]]
+
+
+def _row(size: int, j: int, falloffs: Falloffs) -> bytes:
+    """One row of RGBA pixels: the background, each disc blended over what is below it."""
+    r, g, b = ([float(c)] * size for c in BACKGROUND)
+    for (across, down), (_, (kr, kg, kb)) in zip(falloffs, BLOBS, strict=True):
+        wy = 0.85 * down[j]
+        for i, wx in enumerate(across):
+            a = wx * wy
+            r[i] += a * (kr - r[i])
+            g[i] += a * (kg - g[i])
+            b[i] += a * (kb - b[i])
+    out = bytearray(4 * size)
+    out[0::4], out[1::4], out[2::4] = (bytes(round(v) for v in channel) for channel in (r, g, b))
+    out[3::4] = b"\xff" * size
+    return bytes(out)
 
 
 @functools.cache
@@ -43,16 +58,13 @@ def icon_png(size: int) -> bytes:
     """A ``size``×``size`` opaque RGBA PNG of the icon (drawn once per process, then kept)."""
     if size not in SIZES:
         raise ValueError(f"no icon of size {size}")
-    rows = bytearray()
-    for j in range(size):
-        rows.append(0)  # filter type 0: the row as it is
-        for i in range(size):
-            rows.extend((*_pixel((i + 0.5) / size, (j + 0.5) / size), 255))
+    falloffs = [(_falloff(size, cx, radius), _falloff(size, cy, radius)) for (cx, cy, radius), _ in BLOBS]
+    rows = b"".join(b"\x00" + _row(size, j, falloffs) for j in range(size))  # filter type 0 per row
     header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)  # 8-bit RGBA, no interlace
     return (
         b"\x89PNG\r\n\x1a\n"
         + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+        + _chunk(b"IDAT", zlib.compress(rows, 9))
         + _chunk(b"IEND", b"")
     )
 
