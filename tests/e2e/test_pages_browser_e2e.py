@@ -197,6 +197,27 @@ def test_the_queue_shows_a_running_job_photo_by_photo_as_the_daemon_goes(
     expect(row.locator(".tally")).to_have_text("3 made")
     assert page.url == live + "/"  # all of it came by polling: the page was never reloaded
 
+    # The job page of what the daemon made: every output listed in result.json is a download,
+    # and each .splat has its 3D view.
+    row.get_by_role("link", name="porch").click()
+    expect(page.locator("h1")).to_have_text("porch")
+    (done,) = jobs(root, "done")
+    result = json.loads((done / "result.json").read_text())
+    outputs = [o["path"] for i in result["images"] for o in i["outputs"].values() if "path" in o]
+    assert any(o.endswith(".splat") for o in outputs) and any(o.endswith(".ply") for o in outputs)
+    links = page.locator("ul.downloads a")
+    for out in outputs:
+        link = links.filter(has_text=out).first
+        expect(link).to_have_attribute("href", f"/files/done/{done.name}/{out}")
+        assert page.request.get(live + str(link.get_attribute("href"))).body() == (done / out).read_bytes()
+    stems = sorted(o[: -len(".splat")] for o in outputs if o.endswith(".splat"))
+    frames = page.locator("figure.viewer iframe")
+    expect(frames).to_have_count(len(stems))
+    assert sorted(str(f.get_attribute("src")) for f in frames.all()) == [
+        f"/view/{done.name}/{s}" for s in stems
+    ]
+    expect(page.locator("dl.facts")).to_contain_text("Attempts")
+
 
 def test_cancel_and_retry_work_from_the_queue_page(
     browser: Browser, live: str, root: Path, gate: Path
