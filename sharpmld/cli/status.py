@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sharpmld.cli.codes import RET_ENGINE_UNAVAILABLE, RET_JOBS_FAILED, RET_NO_DAEMON, RET_OK, RET_PAUSED
+from sharpmld.cluster.workers import read_workers
 from sharpmld.core.config import Config
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue.jobid import is_job_id
@@ -28,7 +29,6 @@ from sharpmld.queue.layout import DAEMON_STATUS_PREFIX, PROGRESS_FILE, RESULT_FI
 from sharpmld.queue.lease import Owner
 from sharpmld.supervisor.supervisor import UNAVAILABLE
 
-WORKERS_DIR = "workers"  # in the state folder: one status file per cluster worker process
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -223,13 +223,7 @@ def _cluster_workers(layout: Layout) -> list[dict[str, Any]]:
 
     A worker killed outright leaves its file: how long ago it was written is shown, not judged.
     """
-    folder = layout.state_dir / WORKERS_DIR
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.endswith(".json") and not n.startswith("."))
-    except OSError:
-        return []
-    found = [w for w in (_read_json(folder / n) for n in names) if w is not None]
-    return sorted(found, key=lambda w: (str(w.get("host", "")), int(w.get("pid") or 0)))
+    return read_workers(layout.state_dir)
 
 
 def _worker_lines(workers: list[dict[str, Any]]) -> list[str]:

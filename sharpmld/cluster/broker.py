@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -227,10 +228,28 @@ class Broker:
 
     async def _pending(self) -> dict[str, int]:
         assert self._js is not None, "start() first"
-        out = {"pending": 0, "ack_pending": 0, "redelivered": 0}
+        out = {"pending": 0, "ack_pending": 0, "redelivered": 0, "oldest_age_seconds": 0}
         for band in BANDS:
             info = await self._js.consumer_info(STREAM, CONSUMERS[band])
             out["pending"] += int(info.num_pending or 0)
             out["ack_pending"] += int(info.num_ack_pending or 0)
             out["redelivered"] += int(info.num_redelivered or 0)
+        out["oldest_age_seconds"] = await self._oldest_age()
         return out
+
+    async def _oldest_age(self) -> int:
+        """Seconds since the oldest photo still on the stream was published (0 when none).
+
+        The stream keeps a photo until a worker acks it (work-queue retention), so its first
+        message is the oldest photo not yet done, waiting or held."""
+        assert self._js is not None
+        state = (await self._js.stream_info(STREAM)).state
+        if not state.messages:
+            return 0
+        try:
+            first = await self._js.get_msg(STREAM, state.first_seq)
+        except NotFoundError:  # acked between the two calls: the next poll sees the new first
+            return 0
+        if first.time is None:
+            return 0
+        return max(0, round(time.time() - first.time.timestamp()))

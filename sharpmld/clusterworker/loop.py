@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sharpmld.cluster.broker import Broker, Delivery, Settings
 from sharpmld.cluster.commit import Attempt, committed
 from sharpmld.cluster.task import BadTask, PhotoTask
+from sharpmld.cluster.workers import REFRESH_SECONDS
 from sharpmld.clusterworker import records
 from sharpmld.clusterworker.held import Held
 from sharpmld.clusterworker.request import photo_request
@@ -53,7 +54,7 @@ BUSY_WAIT = 0.25  # while the model starts or works: notice its events soon
 CONNECT_RETRY = 2.0  # seconds between tries to reach a broker that refused us
 STOP_GRACE = 2.0  # at stop, a busy model worker gets this long between TERM and KILL
 ANSWER_WAIT = 5.0  # at stop, how long the nak may take to reach the broker
-STATUS_REFRESH = 10.0  # an idle worker's status file is rewritten this often: it is alive
+STATUS_REFRESH = REFRESH_SECONDS  # an idle worker's status file is rewritten this often: it is alive
 WARM_STATES = (sv.READY, sv.BUSY)
 
 

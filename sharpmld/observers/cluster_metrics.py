@@ -9,8 +9,12 @@ with its delivery number, and every other attempt folder left is a loser swept.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from prometheus_client import Counter, Gauge
 
+from sharpmld.cluster.workers import REFRESH_SECONDS, connected_by_host, read_workers
 from sharpmld.observers.events import DaemonFacts, Observer
 from sharpmld.observers.metrics import Metrics
 
@@ -20,9 +24,12 @@ BROKER_PAUSE = "broker_unavailable"
 class ClusterMetrics(Observer):
     """sharpmld_broker_* and sharpmld_commit_conflicts_total, kept from the intake's events."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, wall: Callable[[], float] = time.time) -> None:
         r = metrics.registry
         self._paused = metrics.paused
+        self._state_dir = metrics.layout.state_dir
+        self._wall = wall
+        self._next_workers = 0.0
         self.connected = Gauge("sharpmld_broker_connected", "1 while the broker answers", registry=r)
         self.pending = Gauge(
             "sharpmld_broker_pending", "Photos waiting on the broker for a worker", registry=r
@@ -40,6 +47,22 @@ class ClusterMetrics(Observer):
             "Attempts that lost the commit and were swept when their job was gathered",
             registry=r,
         )
+        self.oldest = Gauge(
+            "sharpmld_broker_oldest_pending_seconds",
+            "Age of the oldest photo on the broker not yet done (waiting or held), 0 when none",
+            registry=r,
+        )
+        self.workers = Gauge(
+            "sharpmld_cluster_workers",
+            "Cluster workers whose status file was written in the last 30 s, by host",
+            ["host"],
+            registry=r,
+        )
+        self.workers_connected = Gauge(
+            "sharpmld_cluster_workers_connected",
+            "Cluster workers whose status file was written in the last 30 s, all hosts",
+            registry=r,
+        )
         self._paused.labels(reason=BROKER_PAUSE).set(0)
 
     def on_broker(self, *, connected: bool, counts: dict[str, int]) -> None:
@@ -47,6 +70,7 @@ class ClusterMetrics(Observer):
         if connected and counts:
             self.pending.set(counts.get("pending", 0))
             self.ack_pending.set(counts.get("ack_pending", 0))
+            self.oldest.set(counts.get("oldest_age_seconds", 0))
 
     def on_photos_settled(self, *, redeliveries: int, conflicts: int) -> None:
         self.redelivered.inc(redeliveries)
@@ -54,3 +78,14 @@ class ClusterMetrics(Observer):
 
     def step(self, facts: DaemonFacts, now: float) -> None:
         self._paused.labels(reason=BROKER_PAUSE).set(1 if facts.paused_reason == BROKER_PAUSE else 0)
+        if now >= self._next_workers:  # a folder listing: as often as the workers rewrite
+            self._next_workers = now + REFRESH_SECONDS
+            self._count_workers()
+
+    def _count_workers(self) -> None:
+        """One child per host with a live worker; a host whose workers are gone drops out."""
+        by_host = connected_by_host(read_workers(self._state_dir), self._wall())
+        self.workers.clear()
+        for host, count in by_host.items():
+            self.workers.labels(host=host).set(count)
+        self.workers_connected.set(sum(by_host.values()))

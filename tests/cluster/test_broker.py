@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from sharpmld.cluster import broker as broker_module
 from sharpmld.cluster.broker import Broker, Delivery, Settings
 from sharpmld.core.errors import BrokerNotReady
 from tests.cluster.conftest import NatsServer
@@ -112,3 +114,26 @@ def test_a_worker_before_any_intake_is_told_the_broker_is_not_ready(nats_server:
             worker.start().result(WAIT)
     finally:
         worker.stop()
+
+
+class _Later:
+    """The broker module's clock, 100 s ahead: the photo published now looks 100 s old."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + 100.0
+
+
+def test_the_oldest_photo_not_yet_done_is_aged_from_its_publish_time(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert broker.pending().result(WAIT)["oldest_age_seconds"] == 0  # nothing on the stream
+    broker.publish("normal", "job-1", "a.jpg", b"1").result(WAIT)
+    broker.publish("high", "job-2", "a.jpg", b"2").result(WAIT)
+    monkeypatch.setattr(broker_module, "time", _Later)
+    assert 99 <= broker.pending().result(WAIT)["oldest_age_seconds"] <= 160
+    for _ in range(2):  # once both are acked, nothing is pending however old the stream is
+        got = fetch(broker)
+        assert got is not None
+        got.ack().result(WAIT)
+    assert broker.pending().result(WAIT)["oldest_age_seconds"] == 0
