@@ -228,12 +228,15 @@ class Broker:
 
     async def _pending(self) -> dict[str, int]:
         assert self._js is not None, "start() first"
-        out = {"pending": 0, "ack_pending": 0, "redelivered": 0, "oldest_age_seconds": 0}
+        # redelivered: photos held now that were delivered before (the server's count, which
+        # drops once they are acked); deliveries: every delivery so far, first or not.
+        out = {"pending": 0, "ack_pending": 0, "redelivered": 0, "deliveries": 0, "oldest_age_seconds": 0}
         for band in BANDS:
             info = await self._js.consumer_info(STREAM, CONSUMERS[band])
             out["pending"] += int(info.num_pending or 0)
             out["ack_pending"] += int(info.num_ack_pending or 0)
             out["redelivered"] += int(info.num_redelivered or 0)
+            out["deliveries"] += int(info.delivered.consumer_seq or 0) if info.delivered else 0
         out["oldest_age_seconds"] = await self._oldest_age()
         return out
 
