@@ -66,6 +66,43 @@ def _refuse(error: SharpmldError, rel: str) -> SharpmldError:
     return error
 
 
+def judge(rel: str, head: bytes, limits: UploadLimits) -> tuple[str, int]:
+    """The kind of the file whose first bytes are ``head``, and how large it may be; raises
+    UnsupportedType when the intake would refuse it."""
+    kind = sniff(head)
+    name = rel.rsplit("/", 1)[-1]
+    if kind is None:
+        raise _refuse(UnsupportedType(unsupported_message(describe_other(head, name))), rel)
+    if kind == "video" and not limits.max_video_bytes:
+        message = f"This file is a video and video input is turned off. {UnsupportedType.advice}"
+        raise _refuse(UnsupportedType(message), rel)
+    return kind, limits.max_video_bytes if kind == "video" else limits.max_file_bytes
+
+
+def check_size(rel: str, kind: str, size: int, limit: int) -> None:
+    """Raise FileTooLarge when a file of ``kind`` would reach ``size`` bytes, past ``limit``."""
+    if size > limit:
+        if kind == "video":
+            message = f"Videos must be under {_mb(limit)} MB each."
+        else:
+            message = format_advice(FileTooLarge, max_file_mb=_mb(limit))
+        raise _refuse(FileTooLarge(message, max_bytes=limit), rel)
+
+
+def check_total(rel: str, total: int, limits: UploadLimits) -> None:
+    """Raise JobTooLarge when the job's files would add up to ``total`` bytes, past the limit."""
+    if total > limits.max_job_bytes:
+        message = format_advice(JobTooLarge, max_job_mb=_mb(limits.max_job_bytes))
+        raise _refuse(JobTooLarge(message, max_job_bytes=limits.max_job_bytes), rel)
+
+
+def check_count(rel: str, images: int, limits: UploadLimits) -> None:
+    """Raise TooManyImages when the job would hold ``images`` photos, past the limit."""
+    if images > limits.max_images:
+        message = format_advice(TooManyImages, max_images=limits.max_images)
+        raise _refuse(TooManyImages(message, max_images=limits.max_images), rel)
+
+
 @dataclass
 class _File:
     rel: str
@@ -95,9 +132,8 @@ class Receiver:
         if rel in self.files:
             raise UnsafeName(format_advice(UnsafeName, name=repr(rel)), file=rel)
         settings = parts == (JOB_TOML,)
-        if not settings and len(self.files) - (JOB_TOML in self.files) >= self.limits.max_images:
-            message = format_advice(TooManyImages, max_images=self.limits.max_images)
-            raise _refuse(TooManyImages(message, max_images=self.limits.max_images), rel)
+        if not settings:
+            check_count(rel, len(self.files) - (JOB_TOML in self.files) + 1, self.limits)
         self.files.append(rel)
         self._current = _File(rel, self.folder.joinpath(*parts), settings)
         if settings:
@@ -139,15 +175,7 @@ class Receiver:
     def _judge(self, f: _File) -> None:
         """Decide from the head whether the file may be kept and how large it may grow."""
         head = bytes(f.head)
-        kind = sniff(head)
-        name = f.rel.rsplit("/", 1)[-1]
-        if kind is None:
-            raise _refuse(UnsupportedType(unsupported_message(describe_other(head, name))), f.rel)
-        if kind == "video" and not self.limits.max_video_bytes:
-            message = f"This file is a video and video input is turned off. {UnsupportedType.advice}"
-            raise _refuse(UnsupportedType(message), f.rel)
-        f.kind = kind
-        f.limit = self.limits.max_video_bytes if kind == "video" else self.limits.max_file_bytes
+        f.kind, f.limit = judge(f.rel, head, self.limits)
         f.head = bytearray()
         self._account(f, len(head))
         self._create(f)
@@ -155,15 +183,8 @@ class Receiver:
         os.write(f.fd, head)
 
     def _account(self, f: _File, n: int) -> None:
-        if f.size + n > f.limit:
-            if f.kind == "video":
-                message = f"Videos must be under {_mb(f.limit)} MB each."
-            else:
-                message = format_advice(FileTooLarge, max_file_mb=_mb(f.limit))
-            raise _refuse(FileTooLarge(message, max_bytes=f.limit), f.rel)
-        if self.total + n > self.limits.max_job_bytes:
-            message = format_advice(JobTooLarge, max_job_mb=_mb(self.limits.max_job_bytes))
-            raise _refuse(JobTooLarge(message, max_job_bytes=self.limits.max_job_bytes), f.rel)
+        check_size(f.rel, f.kind, f.size + n, f.limit)
+        check_total(f.rel, self.total + n, self.limits)
         f.size += n
         self.total += n
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from collections.abc import MutableMapping
@@ -275,3 +276,49 @@ def test_follow_names_the_job_the_daemon_made_of_the_upload(tmp_path: Path) -> N
     (root / "inbox" / "porch" / "a.jpg").unlink()
     (root / "inbox" / "porch").rmdir()  # as the daemon's claim takes it away
     assert client.get(body["follow"]).json() == {"state": "done", "id": newer}
+
+
+def _check(client: TestClient, files: list[tuple[str, bytes, int]], **headers: str) -> Any:
+    entries = [{"path": p, "size": n, "head": base64.b64encode(h[:4096]).decode()} for p, h, n in files]
+    body = {"files": entries}
+    return client.post("/api/jobs/check", json=body, headers={**ORIGIN, **headers})
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "code"),
+    [
+        ([("big.jpg", JPEG, 11_000)], 413, "file_too_large"),
+        ([("a.jpg", JPEG, 9000), ("b.jpg", JPEG, 9000), ("c.jpg", JPEG, 9000)], 413, "job_too_large"),
+        ([(f"{i}.jpg", JPEG, 100) for i in range(4)], 400, "too_many_images"),
+        ([("a.jpg", JPEG, 100), ("photo.jpg", PDF, 100)], 415, "unsupported_type"),
+        ([("empty.jpg", b"", 0)], 422, "empty_file"),
+        ([("../a.jpg", JPEG, 100)], 400, "unsafe_name"),
+        ([("a.jpg", JPEG, 100), ("a.jpg", JPEG, 100)], 400, "unsafe_name"),
+    ],
+)
+def test_the_check_gives_the_upload_s_answer_at_once(
+    tmp_path: Path, files: list[tuple[str, bytes, int]], status: int, code: str
+) -> None:
+    """Sizes as declared and heads only: the page learns the refusal before sending photos."""
+    root = _root(tmp_path)
+    r = _check(_client(root), files)
+    assert r.status_code == status, r.text
+    assert r.json()["code"] == code
+    assert _inbox(root) == []
+
+
+def test_the_check_passes_what_the_upload_takes_and_keeps_nothing(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    files = [("a.jpg", JPEG, 9000), ("sub/b.png", PNG, 100), ("job.toml", b"x", 1), (".DS_Store", b"", 0)]
+    r = _check(_client(root), files)
+    assert r.status_code == 200 and r.json() == {"ok": True, "ignored": [".DS_Store"]}
+    assert _inbox(root) == []
+
+
+def test_the_check_refuses_a_malformed_body_and_a_foreign_origin(tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    client = _client(root)
+    assert client.post("/api/jobs/check", content=b"nope", headers=ORIGIN).json()["code"] == "bad_upload"
+    bad = {"files": [{"path": "a.jpg", "size": 1, "head": "%%%"}]}
+    assert client.post("/api/jobs/check", json=bad, headers=ORIGIN).json()["code"] == "bad_upload"
+    assert _check(client, [("a.jpg", JPEG, 1)], Origin="http://evil.example").status_code == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,29 +74,47 @@ def test_a_folder_from_the_folder_input_keeps_its_name_and_paths(
     assert sorted(str(p.relative_to(entry)) for p in entry.rglob("*")) == ["a.jpg", "close", "close/b.jpg"]
 
 
+def _oversize(path: Path) -> None:
+    path.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * int(MAX_FILE_MB * 2**20 + 4096))
+
+
+def _pdf(path: Path) -> None:
+    path.write_bytes(b"%PDF-1.7\n" + b"x" * 5000)
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["checked_first", "refused_while_streaming"])
 @pytest.mark.parametrize(
     ("make", "says", "code"),
-    [
-        (
-            lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * int(MAX_FILE_MB * 2**20 + 4096)),
-            "under 0.5 MB",
-            "file_too_large",
-        ),
-        (lambda p: p.write_bytes(b"%PDF-1.7\n" + b"x" * 5000), "PDF", "unsupported_type"),
-    ],
+    [(_oversize, "under 0.5 MB", "file_too_large"), (_pdf, "PDF", "unsupported_type")],
     ids=["oversize", "wrong_type"],
 )
 def test_a_refused_file_gets_the_message_on_the_page_and_leaves_nothing(
-    site: tuple[Path, str], tmp_path: Path, browser: Browser, make: object, says: str, code: str
+    site: tuple[Path, str],
+    tmp_path: Path,
+    browser: Browser,
+    make: Callable[[Path], None],
+    says: str,
+    code: str,
+    checked: bool,
 ) -> None:
+    """The page's check answers before any photo is sent; with the check let through (as a
+    page that skips it would), the upload itself refuses while streaming, with the same words."""
     root, base = site
     path = tmp_path / "photo.jpg"
-    make(path)  # type: ignore[operator]
+    make(path)
     good = _photo(tmp_path / "good.jpg", 4)
     page = _open(browser, base)
+    if not checked:
+        page.route("**/api/jobs/check", lambda route: route.fulfill(json={"ok": True, "ignored": []}))
+    uploads: list[str] = []
+    page.on(
+        "request",
+        lambda r: uploads.append(r.url) if r.method == "POST" and r.url.endswith("/api/jobs") else None,
+    )
     page.set_input_files("#photos", [str(good), str(path)])
     page.click("#send")
     page.wait_for_selector(f"#error[data-code={code}]", timeout=30_000)
     message = page.text_content("#error") or ""
     assert says in message and "photo.jpg" in message
+    assert len(uploads) == (0 if checked else 1)
     assert _inbox(root) == []

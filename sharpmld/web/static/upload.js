@@ -95,23 +95,66 @@ async function followJob(url) {
   }
 }
 
-function send(event) {
+const HEAD_BYTES = 4096; // what the server's magic looks at (intake.magic.DESCRIBE_BYTES)
+
+async function headOf(file) {
+  const bytes = new Uint8Array(await file.slice(0, HEAD_BYTES).arrayBuffer());
+  let text = "";
+  for (const b of bytes) text += String.fromCharCode(b);
+  return btoa(text);
+}
+
+function refuse(answer, status) {
+  $("progress").hidden = true;
+  $("status").textContent = "";
+  const where = answer.file ? ` (${answer.file})` : "";
+  $("error").textContent = `${answer.message || `The server refused the upload (HTTP ${status}).`}${where}`;
+  $("error").dataset.code = answer.code || "";
+}
+
+// The server's own rules on each file's path, size and first bytes, before any photo is sent:
+// a refusal is shown at once instead of after the whole upload.
+async function check(entries) {
+  const files = await Promise.all(entries.map(async (e) => ({ path: e.path, size: e.file.size, head: await headOf(e.file) })));
+  const response = await fetch("/api/jobs/check", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ files }),
+  });
+  if (response.ok) return true;
+  let answer = {};
+  try { answer = await response.json(); } catch { /* not JSON: say the status */ }
+  refuse(answer, response.status);
+  return false;
+}
+
+async function send(event) {
   event.preventDefault();
   if (chosen.length === 0) return;
-  const files = chosen.splice(0);
+  const picked = chosen.splice(0);
   show();
-  const folder = commonFolder(pathsOf(files));
-  const form = new FormData();
-  form.append("name", $("name").value.trim() || folder || "");
-  for (const c of files) form.append("file", c.file, folder ? c.path.slice(folder.length + 1) : c.path);
-
+  const folder = commonFolder(pathsOf(picked));
+  const files = picked.map((c) => ({ file: c.file, path: folder ? c.path.slice(folder.length + 1) : c.path }));
   const progress = $("progress");
   const status = $("status");
   $("error").textContent = "";
+  delete $("error").dataset.code;
+  delete status.dataset.state;
+  status.textContent = "Checking…";
+  try {
+    if (!(await check(files))) return;
+  } catch (e) {
+    refuse({ message: `The files could not be checked: ${e}` }, 0);
+    return;
+  }
+
+  const form = new FormData();
+  form.append("name", $("name").value.trim() || folder || "");
+  for (const c of files) form.append("file", c.file, c.path);
   progress.hidden = false;
   progress.value = 0;
   status.textContent = "Uploading…";
-  delete status.dataset.state;
 
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/jobs");
@@ -125,16 +168,11 @@ function send(event) {
       status.dataset.state = "inbox";
       followJob(answer.follow);
     } else {
-      status.textContent = "";
-      const where = answer.file ? ` (${answer.file})` : "";
-      $("error").textContent = `${answer.message || `The server refused the upload (HTTP ${xhr.status}).`}${where}`;
-      $("error").dataset.code = answer.code || "";
+      refuse(answer, xhr.status);
     }
   };
   xhr.onerror = () => {
-    progress.hidden = true;
-    status.textContent = "";
-    $("error").textContent = "The connection was lost during the upload; nothing was kept. Try again.";
+    refuse({ message: "The connection was lost during the upload; nothing was kept. Try again." }, 0);
   };
   xhr.send(form);
 }
