@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -118,3 +119,30 @@ def test_a_refused_file_gets_the_message_on_the_page_and_leaves_nothing(
     assert says in message and "photo.jpg" in message
     assert len(uploads) == (0 if checked else 1)
     assert _inbox(root) == []
+
+
+def test_files_dropped_on_the_page_are_uploaded(
+    site: tuple[Path, str], tmp_path: Path, browser: Browser
+) -> None:
+    """A drop of two photos (a DataTransfer made in the page, as a drag from the desktop gives)."""
+    root, base = site
+    photos = [_photo(tmp_path / f"{n}.jpg", i) for i, n in enumerate(("left", "right"))]
+    page = _open(browser, base)
+    page.evaluate(
+        """(files) => {
+            const dt = new DataTransfer();
+            for (const [name, b64] of files) {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                dt.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            }
+            const drop = document.getElementById("drop");
+            drop.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        [[p.name, base64.b64encode(p.read_bytes()).decode()] for p in photos],
+    )
+    page.fill("#name", "stereo")
+    page.click("#send")
+    page.wait_for_selector("#status[data-state=inbox]", timeout=30_000)
+    entry = root / "inbox" / "stereo"
+    assert sorted(p.name for p in entry.iterdir()) == ["left.jpg", "right.jpg"]
+    assert (entry / "left.jpg").read_bytes() == photos[0].read_bytes()
