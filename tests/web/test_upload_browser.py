@@ -121,10 +121,14 @@ def test_a_refused_file_gets_the_message_on_the_page_and_leaves_nothing(
     assert _inbox(root) == []
 
 
+HOSTILE = "stereo <img src=x onerror=window.pwned=1>"
+
+
 def test_files_dropped_on_the_page_are_uploaded(
     site: tuple[Path, str], tmp_path: Path, browser: Browser
 ) -> None:
-    """A drop of two photos (a DataTransfer made in the page, as a drag from the desktop gives)."""
+    """A drop of two photos (a DataTransfer made in the page, as a drag from the desktop gives),
+    under a name that is HTML: the page shows it as text."""
     root, base = site
     photos = [_photo(tmp_path / f"{n}.jpg", i) for i, n in enumerate(("left", "right"))]
     page = _open(browser, base)
@@ -140,9 +144,11 @@ def test_files_dropped_on_the_page_are_uploaded(
         }""",
         [[p.name, base64.b64encode(p.read_bytes()).decode()] for p in photos],
     )
-    page.fill("#name", "stereo")
+    page.fill("#name", HOSTILE)
     page.click("#send")
     page.wait_for_selector("#status[data-state=inbox]", timeout=30_000)
-    entry = root / "inbox" / "stereo"
+    assert HOSTILE in (page.text_content("#status") or ""), "the name is shown as text"
+    assert page.evaluate("window.pwned") is None, "and never run as HTML"
+    entry = root / "inbox" / HOSTILE
     assert sorted(p.name for p in entry.iterdir()) == ["left.jpg", "right.jpg"]
     assert (entry / "left.jpg").read_bytes() == photos[0].read_bytes()
