@@ -40,7 +40,7 @@ from sharpmld.core.units import MB
 from sharpmld.queue.delivery import Staging
 from sharpmld.queue.layout import Layout
 from sharpmld.web.upload_names import browser_filename, clean_path, job_name
-from sharpmld.web.upload_receiver import Receiver, UploadLimits
+from sharpmld.web.upload_receiver import Receiver, UploadLimits, check_total
 
 NAME_FIELD = "name"
 MAX_FIELD_BYTES = 4096
@@ -76,9 +76,9 @@ def _boundary(request: Request) -> bytes:
 class _Form:
     """Turns the parser's callbacks into calls on the receiver, one part at a time."""
 
-    def __init__(self, receiver: Receiver, max_depth: int) -> None:
+    def __init__(self, receiver: Receiver, limits: UploadLimits) -> None:
         self.receiver = receiver
-        self.max_depth = max_depth
+        self.limits = limits
         self.events: list[Event] = []
         self.ended = False
         self.name: str | None = None
@@ -88,6 +88,7 @@ class _Form:
         self._disposition = b""
         self._part = ""  # "file", "name", or "" for a part that is dropped
         self._text = bytearray()
+        self._dropped = 0  # bytes of skipped parts: read and thrown away, but not without end
 
     def callbacks(self) -> dict[str, Callable[..., None]]:
         def keep(kind: str) -> Callable[..., None]:
@@ -138,7 +139,7 @@ class _Form:
         if not filename:
             return  # an empty file input sends a part with no name and no bytes
         name = browser_filename(filename)
-        parts = clean_path(name, self.max_depth)
+        parts = clean_path(name, self.limits.max_depth)
         if parts is None:
             self.ignored.append(name)
             return
@@ -154,6 +155,9 @@ class _Form:
             self._text += data
             if len(self._text) > MAX_FIELD_BYTES:
                 raise BadUpload("The job name is too long.")
+        else:
+            self._dropped += len(data)
+            check_total("(skipped files)", self._dropped, self.limits)
 
 
 def _now_stamp() -> str:
@@ -175,7 +179,7 @@ async def receive(request: Request, layout: Layout, limits: UploadLimits) -> Res
     layout.ensure()
     staging = Staging(layout, "upload")
     receiver = Receiver(staging.path, limits)
-    form = _Form(receiver, limits.max_depth)
+    form = _Form(receiver, limits)
     parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
     refused: SharpmldError | None = None
     drained = 0

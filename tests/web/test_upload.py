@@ -163,6 +163,14 @@ def test_the_job_name_is_one_the_intake_claims(tmp_path: Path, given: str, expec
     assert r.status_code == 201 and _inbox(root) == [expected]
 
 
+def test_skipped_clutter_still_counts_against_the_job_size(tmp_path: Path) -> None:
+    """Clutter is thrown away unread, but a body of nothing else cannot go on for ever."""
+    root = _root(tmp_path)
+    r = _post(_client(root), _files(("a.jpg", JPEG), (".DS_Store", b"\x00" * 30_000)), name="junk")
+    assert r.status_code == 413 and r.json()["code"] == "job_too_large"
+    assert _inbox(root) == []
+
+
 def test_an_upload_with_no_photo_is_refused(tmp_path: Path) -> None:
     root = _root(tmp_path)
     r = _post(_client(root), _files((".DS_Store", b"junk")), name="none")
