@@ -182,14 +182,21 @@ async def receive(request: Request, layout: Layout, limits: UploadLimits) -> Res
     form = _Form(receiver, limits)
     parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
     refused: SharpmldError | None = None
-    drained = 0
+    drained = received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
             if refused is not None:
                 drained += len(chunk)
                 if drained > cap:
                     break
                 continue
+            if received > cap:  # headers of endless empty parts, say: no part's bytes count
+                message = format_advice(JobTooLarge, max_job_mb=f"{limits.max_job_bytes / MB:g}")
+                refused = JobTooLarge(message)
+                receiver.abort()
+                staging.discard()
+                break
             try:
                 parser.write(chunk)
                 form.handle()

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import os
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,23 @@ def test_skipped_clutter_still_counts_against_the_job_size(tmp_path: Path) -> No
     """Clutter is thrown away unread, but a body of nothing else cannot go on for ever."""
     root = _root(tmp_path)
     r = _post(_client(root), _files(("a.jpg", JPEG), (".DS_Store", b"\x00" * 30_000)), name="junk")
+    assert r.status_code == 413 and r.json()["code"] == "job_too_large"
+    assert _inbox(root) == []
+
+
+def test_a_body_past_the_job_limit_is_refused_whatever_it_holds(tmp_path: Path) -> None:
+    """Parts with no file name are neither stored nor counted; the body itself is bounded.
+
+    Sent chunked, with no Content-Length, so only the count of bytes streamed can stop it."""
+    root = _root(tmp_path)
+    part = b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename=""\r\n\r\n\r\n'
+
+    def endless() -> Iterator[bytes]:
+        for _ in range(400):  # 400 x 70 KB: 28 MB, past 0.02 MB and the 16 MB slack
+            yield part * 1000
+
+    headers = {**ORIGIN, "Content-Type": "multipart/form-data; boundary=XyZ"}
+    r = _client(root).post("/api/jobs", content=endless(), headers=headers)
     assert r.status_code == 413 and r.json()["code"] == "job_too_large"
     assert _inbox(root) == []
 
