@@ -160,6 +160,10 @@ class _Form:
             check_total("(skipped files)", self._dropped, self.limits)
 
 
+def _too_large(limits: UploadLimits) -> JobTooLarge:
+    return JobTooLarge(format_advice(JobTooLarge, max_job_mb=f"{limits.max_job_bytes / MB:g}"))
+
+
 def _now_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -171,8 +175,7 @@ async def receive(request: Request, layout: Layout, limits: UploadLimits) -> Res
         boundary = _boundary(request)
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            message = format_advice(JobTooLarge, max_job_mb=f"{limits.max_job_bytes / MB:g}")
-            return refusal(JobTooLarge(message))
+            return refusal(_too_large(limits))
     except SharpmldError as exc:
         return refusal(exc)
     since = _now_stamp()
@@ -183,6 +186,11 @@ async def receive(request: Request, layout: Layout, limits: UploadLimits) -> Res
     parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
     refused: SharpmldError | None = None
     drained = received = 0
+
+    def drop() -> None:
+        receiver.abort()
+        staging.discard()
+
     try:
         async for chunk in request.stream():
             received += len(chunk)
@@ -192,22 +200,18 @@ async def receive(request: Request, layout: Layout, limits: UploadLimits) -> Res
                     break
                 continue
             if received > cap:  # headers of endless empty parts, say: no part's bytes count
-                message = format_advice(JobTooLarge, max_job_mb=f"{limits.max_job_bytes / MB:g}")
-                refused = JobTooLarge(message)
-                receiver.abort()
-                staging.discard()
+                refused = _too_large(limits)
+                drop()
                 break
             try:
                 parser.write(chunk)
                 form.handle()
             except SharpmldError as exc:
                 refused = exc
-                receiver.abort()
-                staging.discard()
+                drop()
             except Exception as exc:  # the parser's own errors: a malformed body
                 refused = BadUpload(f"{BadUpload.advice} ({exc})")
-                receiver.abort()
-                staging.discard()
+                drop()
         if refused is not None:
             return refusal(refused)
         if not form.ended:
@@ -217,16 +221,13 @@ async def receive(request: Request, layout: Layout, limits: UploadLimits) -> Res
         name = job_name(form.name, form.first_file)
         target = await run_in_threadpool(staging.commit, name)
     except SharpmldError as exc:
-        receiver.abort()
-        staging.discard()
+        drop()
         return refusal(exc)
     except ClientDisconnect:
-        receiver.abort()
-        staging.discard()
-        return Response(status_code=400)
+        drop()
+        return Response(status_code=400)  # no one is there to read it
     except BaseException:
-        receiver.abort()
-        staging.discard()
+        drop()
         raise
     body = {
         "inbox": target.name,
