@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
         "status file and to .sharpmld/targets/ for Prometheus)",
     )
 
+    p = sub.add_parser(
+        "worker", help="cluster mode: run one model (one GPU) on photos from the broker, any host"
+    )
+    _common(p)
+    p.add_argument(
+        "--cluster",
+        metavar="URL",
+        help="the NATS JetStream server, e.g. nats://studio.local:4222 (default: [cluster] url); "
+        "--root is the shared folder as this host mounts it",
+    )
+
     p = sub.add_parser("init", help="create the folder tree and a default sharpmld.toml")
     _common(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing sharpmld.toml")
@@ -146,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("action", choices=("install", "uninstall", "status", "restart", "print"))
     p.add_argument("--systemd", action="store_true", help="print a systemd user unit (Linux) instead")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument(
+        "--web", action="store_true", help="the web app's agent (sharpmld serve), not the daemon's"
+    )
+    role.add_argument(
+        "--worker", metavar="URL", help="a cluster worker host's agent (sharpmld worker --cluster URL)"
+    )
     return parser
 
 
@@ -189,6 +207,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = cfg.with_value("metrics", "port", args.metrics_port, "--metrics-port")
     log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
     return Daemon(cfg, burst=args.burst).run()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from sharpmld.cli.service.logcap import cap_at_start
+    from sharpmld.clusterworker.loop import ClusterWorker
+    from sharpmld.core import log
+
+    cfg = _config(args)
+    cap_at_start(os.environ)  # its own agent's logs, under launchd (`launchd install --worker`)
+    url = args.cluster or str(cfg.get("cluster", "url"))
+    if not url:
+        print(
+            "sharpmld: worker needs the broker: --cluster nats://HOST:4222 or [cluster] url", file=sys.stderr
+        )
+        return RET_USAGE
+    log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
+    return ClusterWorker(cfg, url).run()
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -329,13 +364,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_launchd(args: argparse.Namespace) -> int:
     from sharpmld.cli import service
 
-    return service.command(args.action, lambda: _config(args), systemd=args.systemd)
+    return service.command(
+        args.action, lambda: _config(args), systemd=args.systemd, web=args.web, worker=args.worker
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sharpmld.cli.serve import serve
+    from sharpmld.cli.service.logcap import cap_at_start
 
     cfg = _config(args)
+    cap_at_start(os.environ)  # its own agent's logs, under launchd (`launchd install --web`)
     host = args.host or str(cfg.get("web", "host"))
     port = args.port if args.port is not None else int(cfg.get("web", "port"))
     return serve(cfg, host, port)
@@ -344,6 +383,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "serve": cmd_serve,
     "run": cmd_run,
+    "worker": cmd_worker,
     "init": cmd_init,
     "status": cmd_status,
     "submit": cmd_submit,

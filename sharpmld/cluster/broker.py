@@ -12,6 +12,11 @@ band with explicit acks, ``ack_wait`` and ``max_deliver``. A worker that holds a
 calls ``in_progress`` well inside ``ack_wait`` while the model runs; ``nak`` hands it back
 at once (a worker told to stop); past ``max_deliver`` the server gives up on it and says so
 in an advisory.
+
+Only the intake defines the stream and the consumers. Workers (``define=False``) bind to them
+as they are: a worker whose own configuration says another ``ack_wait`` must not change the
+cluster's, and it heartbeats at a third of the ``ack_wait`` the server holds (``ack_wait``
+after ``start``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from nats.js.errors import NotFoundError
 
 from sharpmld.cluster.subjects import BANDS, CONSUMERS, STREAM, SUBJECT_PREFIX, message_id, subject
+from sharpmld.core.errors import BrokerNotReady
 
 T = TypeVar("T")
 MSG_ID = "Nats-Msg-Id"
@@ -46,6 +52,7 @@ class Settings:
     ack_wait: float = 60.0  # seconds a worker may hold a photo between heartbeats
     max_deliver: int = 5  # deliveries before a photo that keeps killing workers is given up
     duplicate_window: float = 2 * 3600.0  # a re-publish within this is dropped as a duplicate
+    define: bool = True  # False for workers: bind to the intake's stream and consumers only
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ class Broker:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
+        self.last_error = ""  # the connection's last complaint, for status and the log
+        self.ack_wait = settings.ack_wait  # after start: the shortest the server's consumers hold
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -135,9 +144,48 @@ class Broker:
 
     # -- on the broker's thread --------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now (a bool read across threads: no lock needed)."""
+        return self._nc is not None and self._nc.is_connected
+
     async def _connect(self) -> None:
-        self._nc = await nats.connect(self.settings.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        # Keep trying until the server answers (the future stays pending meanwhile); the
+        # callbacks keep nats-py from logging a traceback at every failed attempt.
+        self._nc = await nats.connect(
+            self.settings.url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=self._on_error,
+            reconnected_cb=self._on_reconnected,
+        )
         self._js = self._nc.jetstream()
+        if self.settings.define:
+            await self._define()
+        waits = []
+        for band in BANDS:
+            try:
+                info = await self._js.consumer_info(STREAM, CONSUMERS[band])
+            except NotFoundError as exc:
+                raise BrokerNotReady() from exc
+            waits.append(float(info.config.ack_wait or self.settings.ack_wait))
+            if band not in self._subs:  # a bound subscription asks by name: it outlives a reset server
+                self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
+        self.ack_wait = min(waits)
+
+    async def _on_error(self, exc: Exception) -> None:
+        self.last_error = str(exc) or type(exc).__name__
+
+    async def _on_reconnected(self) -> None:
+        """A server that lost its store comes back without the stream: the process that defines
+        it (the intake) sets it up again; workers only join what the intake set up."""
+        if not self.settings.define:
+            return
+        with contextlib.suppress(Exception):  # the next reconnect, or the caller, tries again
+            await self._define()
+
+    async def _define(self) -> None:
+        assert self._js is not None
         stream = StreamConfig(
             name=STREAM,
             subjects=[f"{SUBJECT_PREFIX}.*"],
@@ -159,7 +207,6 @@ class Broker:
                 max_deliver=self.settings.max_deliver,
             )
             await self._js.add_consumer(STREAM, consumer)
-            self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
 
     async def _publish(self, subj: str, msg_id: str, payload: bytes) -> Published:
         assert self._js is not None, "start() first"

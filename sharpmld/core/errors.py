@@ -32,6 +32,16 @@ class ConfigError(SharpmldError):
     advice = "Fix the configuration file and start again."
 
 
+class BrokerNotReady(SharpmldError):
+    """A cluster worker found the broker without the photo stream: no intake has set it up yet."""
+
+    code = "broker_not_ready"
+    advice = (
+        "The broker has no photo stream yet: start the intake (`sharpmld run` with [cluster] url) "
+        "once; workers wait for it and retry."
+    )
+
+
 class EngineUnavailable(SharpmldError):
     """The model cannot be loaded (ml-sharp or the checkpoint missing); jobs wait, none fail."""
 
@@ -316,6 +326,13 @@ class DiskFull(WorkerImageError):
 
     code = "disk_full"
     advice = "The disk filled up while writing the outputs; the job waits until there is room."
+
+
+class PhotoGivenUp(WorkerImageError):
+    """Cluster mode: every worker that took this photo was lost on it, ``max_deliver`` times."""
+
+    code = "given_up"
+    advice = "Every worker that tried this photo stopped on it ({deliveries} tries); it was given up."
 
 
 def format_advice(cls: type[SharpmldError], **values: Any) -> str:

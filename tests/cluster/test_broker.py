@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from sharpmld.cluster.broker import Broker, Delivery, Settings
+from sharpmld.core.errors import BrokerNotReady
 from tests.cluster.conftest import NatsServer
 
 WAIT = 10.0  # seconds any one broker answer may take on this machine
@@ -84,3 +85,30 @@ def test_published_photos_survive_a_broker_killed_and_restarted(
     nats_server.start()  # same port, same store: the client reconnects by itself
     got = broker.fetch(2.0).result(WAIT * 3)
     assert got is not None and got.data == b"kept"
+
+
+def test_a_worker_binds_to_the_intakes_consumers_without_changing_them(
+    nats_server: NatsServer, broker: Broker
+) -> None:
+    worker = Broker(Settings(nats_server.url, ack_wait=300.0, max_deliver=9, define=False))
+    worker.start().result(WAIT)
+    try:
+        assert worker.ack_wait == 1.0, "the worker must heartbeat by the server's ack_wait"
+        again = Broker(Settings(nats_server.url, ack_wait=1.0))  # the intake, restarted
+        again.start().result(WAIT)
+        assert again.ack_wait == 1.0, "a worker changed the cluster's ack_wait"
+        again.stop()
+        broker.publish("normal", "job-1", "a.jpg", b"x").result(WAIT)
+        got = fetch(worker)
+        assert got is not None and got.msg_id == "job-1/a.jpg"
+    finally:
+        worker.stop()
+
+
+def test_a_worker_before_any_intake_is_told_the_broker_is_not_ready(nats_server: NatsServer) -> None:
+    worker = Broker(Settings(nats_server.url, define=False))
+    try:
+        with pytest.raises(BrokerNotReady):
+            worker.start().result(WAIT)
+    finally:
+        worker.stop()
