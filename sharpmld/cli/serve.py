@@ -18,6 +18,7 @@ from sharpmld.core.units import MB
 from sharpmld.queue.layout import Layout
 from sharpmld.web.app import Actions, create_app
 from sharpmld.web.security import is_loopback, load_or_create_token
+from sharpmld.web.upload_receiver import UploadLimits
 
 
 def build(config: Config, host: str, port: int) -> tuple[Any, str | None]:
@@ -41,7 +42,8 @@ def build(config: Config, host: str, port: int) -> tuple[Any, str | None]:
         return info
 
     actions = Actions(status=status, retry=lambda job: retry(config, job), cancel=cancel_from_web)
-    return create_app(config.root, actions, host=host, port=port, token=token), token
+    limits = UploadLimits.from_config(config)
+    return create_app(config.root, actions, host=host, port=port, token=token, limits=limits), token
 
 
 def serve(config: Config, host: str, port: int) -> int:

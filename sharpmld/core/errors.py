@@ -272,6 +272,30 @@ class InternalError(JobFailed):
     advice = "sharpmld hit an internal error; its log has the details. Please report it."
 
 
+class UploadRefused(SharpmldError):
+    """An upload through the web app was refused before it reached the inbox; nothing was kept."""
+
+    code = "upload_refused"
+    advice = "The upload was refused; nothing was added to the inbox."
+
+
+class UnsafeName(UploadRefused):
+    """An uploaded file's path climbs out of the job (``..``), is absolute, or holds control bytes."""
+
+    code = "unsafe_name"
+    advice = (
+        "The file name {name} cannot be used: names may not start with a slash, contain "
+        "'..', a backslash or control characters, or repeat another file's name."
+    )
+
+
+class BadUpload(UploadRefused):
+    """The request is not the multipart form the upload page sends (or it names no file)."""
+
+    code = "bad_upload"
+    advice = "The upload could not be read: send the photos as multipart/form-data fields named 'file'."
+
+
 class ProtocolError(SharpmldError, ValueError):
     """A line between the daemon and the worker that is not a valid message."""
 

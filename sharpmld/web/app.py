@@ -23,6 +23,8 @@ from sharpmld.web import icons, pages
 from sharpmld.web.jobs import find_job, list_jobs
 from sharpmld.web.paths import resolve_file
 from sharpmld.web.security import Guard
+from sharpmld.web.upload_receiver import UploadLimits
+from sharpmld.web.upload_routes import upload_routes
 
 # Our formats, so the browser and downloaders get a type rather than octet-stream guesses.
 CONTENT_TYPES = {
@@ -52,8 +54,11 @@ class Actions:
     cancel: Callable[[str, bool], tuple[str, Path] | None]
 
 
-def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str | None) -> Guard:
-    """The whole app for one root, bound as ``host:port`` (the guard needs to know the name)."""
+def create_app(
+    root: Path, actions: Actions, *, host: str, port: int, token: str | None, limits: UploadLimits
+) -> Guard:
+    """The whole app for one root, bound as ``host:port`` (the guard needs to know the name);
+    uploads are held to ``limits``, the intake's own."""
 
     async def api_jobs(request: Request) -> Response:
         return JSONResponse({"jobs": list_jobs(root)})
@@ -135,6 +140,7 @@ def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str
 
     app = Starlette(
         routes=[
+            *upload_routes(root, limits),
             *page_routes,
             Route("/api/jobs", api_jobs, methods=["GET"]),
             Route("/api/jobs/{job_id}", api_job, methods=["GET"]),
