@@ -178,6 +178,7 @@ def render_queue(jobs: list[dict[str, Any]], status: dict[str, Any], now: float 
     """The Queue page: every job, newest facts on each load, refreshed by queue.js."""
     body = [
         "<h1>sharpmld queue</h1>",
+        '<p><a id="upload-link" href="/upload">Upload photos</a></p>',
         render_status(status),
         '<p id="notice" class="meta" role="status"></p>',
         '<table id="jobs"><thead><tr><th>Name</th><th>Photos</th><th>State</th><th>Progress</th>'
@@ -186,7 +187,7 @@ def render_queue(jobs: list[dict[str, Any]], status: dict[str, Any], now: float 
     ]
     body.append(
         f'<p id="empty" class="meta"{"" if not jobs else " hidden"}>'
-        "No jobs yet: drop a folder of photos into the inbox.</p>"
+        'No jobs yet: drop a folder of photos into the inbox, or <a href="/upload">upload them</a>.</p>'
     )
     return _page("Queue", body, script=True)
 

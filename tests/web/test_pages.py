@@ -223,3 +223,9 @@ def test_the_queue_script_never_parses_html_from_data() -> None:
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
             assert sink not in source, f"{script.name} uses {sink}"
     assert "/api/jobs" in (STATIC_DIR / "queue.js").read_text("utf-8")
+
+
+def test_the_queue_leads_to_the_upload_page(client: TestClient) -> None:
+    page = client.get("/").text
+    assert '<a id="upload-link" href="/upload">' in page
+    assert client.get("/upload").status_code == 200
