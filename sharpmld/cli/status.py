@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from sharpmld.cli.codes import RET_ENGINE_UNAVAILABLE, RET_JOBS_FAILED, RET_NO_DAEMON, RET_OK, RET_PAUSED
-from sharpmld.cluster.workers import read_workers
 from sharpmld.core.config import Config
 from sharpmld.intake.names import is_in_progress, is_junk
+from sharpmld.queue.cluster_workers import read_workers
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import DAEMON_STATUS_PREFIX, PROGRESS_FILE, RESULT_FILE, STATES, Layout
 from sharpmld.queue.lease import Owner

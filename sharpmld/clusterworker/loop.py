@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 from sharpmld.cluster.broker import Broker, Delivery, Settings
 from sharpmld.cluster.commit import Attempt, committed
 from sharpmld.cluster.task import BadTask, PhotoTask
-from sharpmld.cluster.workers import REFRESH_SECONDS
 from sharpmld.clusterworker import records
 from sharpmld.clusterworker.held import Held
 from sharpmld.clusterworker.request import photo_request
@@ -43,6 +42,7 @@ from sharpmld.protocol import (
     WorkerReady,
     WorkerUnavailable,
 )
+from sharpmld.queue.cluster_workers import REFRESH_SECONDS
 from sharpmld.queue.layout import Layout
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.spawn import give_job_folder

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sharpmld.cluster.workers import WORKERS_DIR
 from sharpmld.core import fsio
+from sharpmld.queue.cluster_workers import WORKERS_DIR
 
 
 def status_path(state_dir: Path, host_id: str, pid: int | None = None) -> Path:

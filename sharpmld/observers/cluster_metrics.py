@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge
 
-from sharpmld.cluster.workers import REFRESH_SECONDS, connected_by_host, read_workers
 from sharpmld.observers.events import DaemonFacts, Observer
 from sharpmld.observers.metrics import Metrics
+from sharpmld.queue.cluster_workers import REFRESH_SECONDS, connected_by_host, read_workers
 
 BROKER_PAUSE = "broker_unavailable"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sharpmld.cluster.workers import STALE_SECONDS, WORKERS_DIR, connected_by_host, read_workers
 from sharpmld.observers.cluster_metrics import ClusterMetrics
 from sharpmld.observers.events import DaemonFacts
 from sharpmld.observers.metrics import Metrics
+from sharpmld.queue.cluster_workers import STALE_SECONDS, WORKERS_DIR, connected_by_host, read_workers
 from sharpmld.queue.layout import Layout
 
 NOW = 1_800_000_000.0
