@@ -23,6 +23,7 @@ from sharpmld.web import icons, pages
 from sharpmld.web.jobs import find_job, list_jobs
 from sharpmld.web.paths import resolve_file
 from sharpmld.web.security import Guard
+from sharpmld.web.viewer_page import viewer_routes
 
 # Our formats, so the browser and downloaders get a type rather than octet-stream guesses.
 CONTENT_TYPES = {
@@ -142,6 +143,7 @@ def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str
             Route("/api/jobs/{job_id}/cancel", api_cancel, methods=["POST"]),
             Route("/api/status", api_status, methods=["GET"]),
             Route("/files/{path:path}", files, methods=["GET", "HEAD"]),
+            *viewer_routes(root),
         ]
     )
     return Guard(app, host=host, port=port, token=token)
