@@ -208,3 +208,70 @@ def test_the_page_shows_how_far_loading_got(browser: Browser, served: Served) ->
     page = _open(browser, served)
     assert page.locator("#status").inner_text() == f"{len(served.g):,} Gaussians"
     assert _info(page)["chunks"] >= 1
+
+
+def _canvas_centre(page: Page) -> tuple[float, float]:
+    box = page.locator("#view").bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_wheel_and_trackpad_pinch_zoom(browser: Browser, served: Served) -> None:
+    page = _open(browser, served)
+    x, y = _canvas_centre(page)
+    start = _info(page)["distance"]
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, 200)  # a mouse wheel turned towards the person: away from the scene
+    page.evaluate("() => window.sharpmldViewer.settled()")
+    farther = _info(page)["distance"]
+    assert farther > start
+    page.keyboard.down("Control")  # a trackpad pinch arrives as a ctrl+wheel event
+    page.mouse.wheel(0, -50)
+    page.keyboard.up("Control")
+    page.evaluate("() => window.sharpmldViewer.settled()")
+    assert _info(page)["distance"] < farther
+
+
+def test_touch_drag_orbits_and_pinch_zooms(browser: Browser, served: Served) -> None:
+    page = _open(browser, served)
+    x, y = _canvas_centre(page)
+    home = _info(page)
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, *points: tuple[float, float]) -> None:
+        touch_points = [{"x": px, "y": py, "id": i} for i, (px, py) in enumerate(points)]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touch_points})
+
+    touch("touchStart", (x, y))
+    for step in range(1, 5):
+        touch("touchMove", (x + 20 * step, y))
+    touch("touchEnd")
+    page.evaluate("() => window.sharpmldViewer.settled()")
+    after_drag = _info(page)
+    assert after_drag["yaw"] != home["yaw"] and after_drag["distance"] == home["distance"]
+    touch("touchStart", (x - 30, y), (x + 30, y))
+    for step in range(1, 5):
+        touch("touchMove", (x - 30 - 15 * step, y), (x + 30 + 15 * step, y))
+    touch("touchEnd")
+    page.evaluate("() => window.sharpmldViewer.settled()")
+    assert _info(page)["distance"] < after_drag["distance"]  # fingers apart: closer
+
+
+def test_keys_orbit_pan_zoom_and_reset(browser: Browser, served: Served) -> None:
+    page = _open(browser, served)
+    home = _info(page)
+    page.locator("#view").focus()
+    page.keyboard.press("ArrowRight")
+    assert _info(page)["yaw"] != home["yaw"]
+    page.keyboard.press("Shift+ArrowUp")
+    assert _info(page)["pivot"] != home["pivot"]
+    page.keyboard.press("+")
+    assert _info(page)["distance"] < home["distance"]
+    page.keyboard.press("0")
+    back = _info(page)
+    assert (back["yaw"], back["pitch"], back["pivot"], back["distance"]) == (
+        home["yaw"],
+        home["pitch"],
+        home["pivot"],
+        home["distance"],
+    )

@@ -68,8 +68,10 @@ class SplatInput {
   }
 
   push(chunk, onTotal) {
-    if (!this.announced && this.expected) { onTotal(this.expected); this.announced = true; }
     this.bytes.push(chunk);
+    // Without a length from the server the room cannot be reserved: draw once it is all here.
+    if (!this.expected) return null;
+    if (!this.announced) { onTotal(this.expected); this.announced = true; }
     return this.take();
   }
 
