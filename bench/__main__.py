@@ -37,6 +37,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "startup_recovery",
     ),
     "cli": ("cli_help", "cli_status"),
+    "viewer": ("viewer_first_frame", "viewer_loaded", "viewer_orbit_frame"),
 }
 FIGURES: tuple[str, ...] = tuple(name for names in GROUPS.values() for name in names)
 
@@ -67,6 +68,10 @@ def _runner(group: str) -> Callable[[bool], list[Figure]]:
         from bench import daemon_bench
 
         return daemon_bench.run
+    if group == "viewer":
+        from bench import viewer_bench
+
+        return viewer_bench.run
     from bench import cli_bench
 
     return cli_bench.run

@@ -38,7 +38,6 @@ class Viewer {
     this.complete = false;
     this.dirty = true;
     this.waiters = [];
-    this.started = performance.now();
     this.firstFrameMs = null;
     this.loadedMs = null;
     this.frameMs = [];
@@ -75,7 +74,7 @@ class Viewer {
     this.total = n;
     this.requestSort();
     await this.settled();
-    this.loadedMs = performance.now() - this.started;
+    this.loadedMs = performance.now();
     this.ui.progress.value = 1;
     this.ui.status.textContent = `${n.toLocaleString("en")} Gaussians`;
     this.ui.progress.hidden = true;
@@ -133,7 +132,9 @@ class Viewer {
       this.dirty = false;
       this.renderer.draw(this.camera.view(), this.intr);
       if (this.firstFrameMs === null && this.renderer.drawCount > 0) {
-        this.firstFrameMs = performance.now() - this.started;
+        // Since navigation start, taken at the next animation frame: once it was presented.
+        this.firstFrameMs = -1;
+        requestAnimationFrame(() => { this.firstFrameMs = performance.now(); });
       }
       if (this.isSettled()) {
         const waiting = this.waiters;
