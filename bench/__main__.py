@@ -37,8 +37,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "startup_recovery",
     ),
     "cli": ("cli_help", "cli_status"),
+    "viewer": ("viewer_first_frame", "viewer_loaded", "viewer_orbit_frame"),
 }
-FIGURES: tuple[str, ...] = tuple(name for names in GROUPS.values() for name in names)
+OPT_IN = ("viewer",)
+"""Groups run only when named with ``--only``: the viewer bench installs its peers from npm and
+drives the system Chromium on software WebGL, which takes minutes."""
+FIGURES: tuple[str, ...] = tuple(
+    name for group, names in GROUPS.items() if group not in OPT_IN for name in names
+)
+ALL_FIGURES: tuple[str, ...] = tuple(name for names in GROUPS.values() for name in names)
 
 
 def _runner(group: str) -> Callable[[bool], list[Figure]]:
@@ -67,6 +74,10 @@ def _runner(group: str) -> Callable[[bool], list[Figure]]:
         from bench import daemon_bench
 
         return daemon_bench.run
+    if group == "viewer":
+        from bench import viewer_bench
+
+        return viewer_bench.run
     from bench import cli_bench
 
     return cli_bench.run
@@ -108,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole suite in seconds")
     parser.add_argument(
-        "--only", action="append", default=[], metavar="NAME", help=f"groups: {', '.join(GROUPS)}"
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"groups: {', '.join(GROUPS)} ({', '.join(OPT_IN)} only when named)",
     )
     parser.add_argument("--out", type=Path, default=None, help="results file (JSON)")
     parser.add_argument(
@@ -126,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in only if name not in GROUPS]
     if unknown:
         parser.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
-    groups = only or list(GROUPS)
+    groups = only or [g for g in GROUPS if g not in OPT_IN]
     mode = "quick" if args.quick else "full"
     out = args.out or REPO / "bench" / ("results-quick.json" if args.quick else "results.json")
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 120.0)
@@ -173,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {group} done in {seconds:.0f} s", file=sys.stderr, flush=True)
     results["load_average_end"] = load_average()
     results["seconds"] = round(time.time() - started, 1)
-    ordered = {name: results["figures"][name] for name in FIGURES if name in results["figures"]}
+    ordered = {name: results["figures"][name] for name in ALL_FIGURES if name in results["figures"]}
     results["figures"] = ordered
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float, allow_nan=True) + "\n")

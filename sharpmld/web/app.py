@@ -25,6 +25,7 @@ from sharpmld.web.paths import resolve_file
 from sharpmld.web.security import Guard
 from sharpmld.web.upload_receiver import UploadLimits
 from sharpmld.web.upload_routes import upload_routes
+from sharpmld.web.viewer_page import viewer_routes
 
 # Our formats, so the browser and downloaders get a type rather than octet-stream guesses.
 CONTENT_TYPES = {
@@ -148,6 +149,7 @@ def create_app(
             Route("/api/jobs/{job_id}/cancel", api_cancel, methods=["POST"]),
             Route("/api/status", api_status, methods=["GET"]),
             Route("/files/{path:path}", files, methods=["GET", "HEAD"]),
+            *viewer_routes(root),
         ]
     )
     return Guard(app, host=host, port=port, token=token)
