@@ -37,6 +37,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "startup_recovery",
     ),
     "cli": ("cli_help", "cli_status"),
+    "web": ("serve_queue_page", "serve_idle_cpu", "serve_idle_rss"),
     "viewer": ("viewer_first_frame", "viewer_loaded", "viewer_orbit_frame"),
 }
 OPT_IN = ("viewer",)
@@ -50,6 +51,10 @@ ALL_FIGURES: tuple[str, ...] = tuple(name for names in GROUPS.values() for name 
 
 def _runner(group: str) -> Callable[[bool], list[Figure]]:
     """The group's ``run(quick)``, imported only when it runs (torch is slow to import)."""
+    if group == "web":
+        from bench import serve_bench
+
+        return serve_bench.run
     if group == "geometry":
         from bench import geometry_bench
 

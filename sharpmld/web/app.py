@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.web import icons, pages
-from sharpmld.web.jobs import find_job, list_jobs
+from sharpmld.web.jobs import FinishedSummaries, find_job, list_jobs
 from sharpmld.web.paths import resolve_file
 from sharpmld.web.security import Guard
 from sharpmld.web.upload_receiver import UploadLimits
@@ -60,9 +60,10 @@ def create_app(
 ) -> Guard:
     """The whole app for one root, bound as ``host:port`` (the guard needs to know the name);
     uploads are held to ``limits``, the intake's own."""
+    finished = FinishedSummaries()  # finished jobs' facts, read again only when they change
 
     async def api_jobs(request: Request) -> Response:
-        return JSONResponse({"jobs": list_jobs(root)})
+        return JSONResponse({"jobs": list_jobs(root, finished)})
 
     async def api_job(request: Request) -> Response:
         job = find_job(root, request.path_params["job_id"])
@@ -104,7 +105,7 @@ def create_app(
 
     # --- HTML pages and their static assets ---
     async def queue_page(request: Request) -> Response:
-        return HTMLResponse(pages.render_queue(list_jobs(root), actions.status()))
+        return HTMLResponse(pages.render_queue(list_jobs(root, finished), actions.status()))
 
     async def job_page(request: Request) -> Response:
         job = find_job(root, request.path_params["job_id"])

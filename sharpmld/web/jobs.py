@@ -58,10 +58,54 @@ def _photo_count(path: Path) -> int:
     return count
 
 
-def list_jobs(root: Path) -> list[dict[str, Any]]:
-    """Every job in inbox, working, done and failed, each state in name order."""
+FINAL_STATES = ("done", "failed")
+
+
+class FinishedSummaries:
+    """Summaries of jobs in ``done/`` and ``failed/``, kept while their folder is unchanged.
+
+    A finished job's files are written before the rename that finishes it, so reading them
+    again for every request only repeats work: with 10,000 finished jobs the queue took
+    seconds. The folder's own stat and its result.json's say whether anything changed (a
+    file added or replaced changes the folder or that file); a job that left the state
+    (retried, deleted by retention) is dropped at the next listing. Jobs in ``inbox/`` and
+    ``working/`` change by the second and are always read fresh.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[Path, tuple[tuple[int, ...], dict[str, Any]]] = {}
+
+    def get(self, layout: Layout, state: str, name: str) -> dict[str, Any]:
+        path = layout.state(state) / name
+        stamp = _stamp(path) + _stamp(path / RESULT_FILE)
+        kept = self._kept.get(path)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        summary = _summary(layout, state, name)
+        self._kept[path] = (stamp, summary)
+        return summary
+
+    def keep_only(self, listed: set[Path]) -> None:
+        """Forget the jobs that are no longer there (one cache serves one root)."""
+        for key in set(self._kept) - listed:
+            del self._kept[key]
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def list_jobs(root: Path, finished: FinishedSummaries | None = None) -> list[dict[str, Any]]:
+    """Every job in inbox, working, done and failed, each state in name order; ``finished``
+    (one per root, kept by the app) spares reading finished jobs again."""
     layout = Layout(root)
+    finished = finished or FinishedSummaries()
     jobs = []
+    listed: set[Path] = set()
     for state in STATES:
         try:
             names = sorted(os.listdir(layout.state(state)))
@@ -73,7 +117,12 @@ def list_jobs(root: Path) -> list[dict[str, Any]]:
                     continue
             elif not is_job_id(name):
                 continue
-            jobs.append(_summary(layout, state, name))
+            if state in FINAL_STATES:
+                listed.add(layout.state(state) / name)
+                jobs.append(finished.get(layout, state, name))
+            else:
+                jobs.append(_summary(layout, state, name))
+    finished.keep_only(listed)
     return jobs
 
 
