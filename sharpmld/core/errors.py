@@ -110,6 +110,16 @@ class NotRegularFile(ImageRejected):
     advice = "Symbolic links, devices and pipes are not accepted. Copy the image itself."
 
 
+class PermissionDenied(ImageRejected):
+    """A file or folder in the job the daemon's user may not read: left out, and named."""
+
+    code = "permission_denied"
+    advice = (
+        "The daemon's user ({user}) cannot read this {what}. Give it read access "
+        "(chmod -R u+rX), or make that user its owner (chown -R {user}), then drop the job again."
+    )
+
+
 class DecodeFailed(ImageRejected):
     """The decoder refused the file."""
 
@@ -281,6 +291,7 @@ IMAGE_ERRORS: dict[str, type[ImageRejected]] = {
         EmptyFile,
         FileTooLarge,
         NotRegularFile,
+        PermissionDenied,
         DecodeFailed,
         ImageTooLarge,
         VideoTooLong,

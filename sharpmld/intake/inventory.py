@@ -9,6 +9,7 @@ through the fd-relative walk.
 from __future__ import annotations
 
 import errno
+import getpass
 import os
 import stat
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sharpmld.core.errors import (
     FileTooLarge,
     JobTooLarge,
     NotRegularFile,
+    PermissionDenied,
     SharpmldError,
     TooManyEntries,
     TooManyImages,
@@ -114,6 +116,8 @@ def _classify(
         got = _read_head(dir_fd, name, max(limit, video_limit))
     except FileNotFoundError:
         return None
+    except PermissionError:
+        return _denied(rel, is_dir=False)
     except OSError as exc:
         message = f"The file could not be opened ({exc.strerror or exc}). Please copy it again."
         return Rejection(rel, DecodeFailed.code, message)
@@ -170,7 +174,8 @@ def inventory(
         return _check_job(inv, max_job_bytes, max_images)
 
     root_fd = os.open(root, DIR_FLAGS)
-    walker = walk(root_fd, "", 1, max_depth + 1, max_entries + 1)
+    denied: list[tuple[str, bool]] = []
+    walker = walk(root_fd, "", 1, max_depth + 1, max_entries + 1, denied)
     try:
         count = 0
         for rel, name, st, dir_fd, depth in walker:
@@ -194,10 +199,22 @@ def inventory(
     finally:
         walker.close()  # closes the subfolder descriptors even when a limit stopped the walk
         os.close(root_fd)
+    for rel, is_dir in denied:
+        _add(inv, _denied(rel, is_dir=is_dir))
     inv.images.sort(key=lambda c: c.rel)
     inv.rejected.sort(key=lambda r: r.rel)
     inv.ignored.sort()
     return _check_job(inv, max_job_bytes, max_images)
+
+
+def _denied(rel: str, *, is_dir: bool) -> Rejection:
+    """Something in the job this user may not read: named, with who and how to fix it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    what = "folder (nothing in it was used)" if is_dir else "file"
+    return Rejection(rel, PermissionDenied.code, format_advice(PermissionDenied, user=user, what=what))
 
 
 def _lone_job_toml(rel: str) -> Rejection:

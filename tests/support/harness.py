@@ -91,10 +91,43 @@ def jobs(root: Path, state: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """The ``Popen`` arguments that run a child as ``user`` with only that user's group."""
+    if user is None:
+        return {}
+    import pwd
+
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def cannot_run_as(user: str) -> str:
+    """Why a test cannot run the daemon as ``user`` here ("" if it can)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "switching to another user needs the suite to run as root"
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import sharpmld.cli.main"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env(),
+            cwd="/",
+            **as_user(user),
+        )
+    except (KeyError, OSError) as exc:
+        return f"cannot start a process as {user}: {exc}"
+    if probe.returncode != 0:
+        return f"{user} cannot run this interpreter or import sharpmld: {probe.stderr.strip()[-200:]}"
+    return ""
+
+
 class Daemon:
     """``sharpmld run`` as a child process, with its log captured to a file."""
 
-    def __init__(self, root: Path, *args: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, *args: str, extra_env: dict[str, str] | None = None, user: str | None = None
+    ) -> None:
+        """``user`` runs the daemon as that user (the suite must be root; see ``as_user``)."""
         self.root = root
         self.log_path = root.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
@@ -104,6 +137,7 @@ class Daemon:
             stderr=subprocess.STDOUT,
             env=env(extra_env),
             cwd=root.parent,
+            **as_user(user),
         )
 
     def lines(self) -> list[dict[str, Any]]:

@@ -1,0 +1,76 @@
+"""The daemon as an ordinary user: what that user cannot read or move is held back and named,
+and everything else goes on. Root reads mode-000 files anyway, so the daemon runs as
+``nobody`` on a root that user owns; the test skips, saying why, where it cannot switch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.intake import corpus
+from tests.support import harness
+from tests.support.harness import Daemon, jobs
+
+pytestmark = pytest.mark.timeout(180)
+
+USER = "nobody"
+
+
+@pytest.fixture
+def base(checkpoint: Path) -> Iterator[Path]:
+    """A folder owned by ``USER`` (the pytest temp tree is private to root), checkpoint inside."""
+    why = harness.cannot_run_as(USER)
+    if why:
+        pytest.skip(why)
+    import pwd
+
+    who = pwd.getpwnam(USER)
+    path = Path(tempfile.mkdtemp(prefix="sharpmld-perm-"))
+    try:
+        shutil.copy(checkpoint, path / "tiny.pt")
+        os.chmod(path, 0o755)
+        os.chown(path, who.pw_uid, who.pw_gid)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _own(path: Path, uid: int, gid: int) -> None:
+    for folder, dirs, files in os.walk(path):
+        for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
+            os.chown(name, uid, gid)
+
+
+def test_an_unreadable_folder_is_held_back_the_others_done_and_term_stops(
+    base: Path, daemons: list[Daemon]
+) -> None:
+    import pwd
+
+    who = pwd.getpwnam(USER)
+    root = base / "root"
+    harness.write_config(root, base / "tiny.pt")
+    inbox = root / "inbox"
+    for name in ("a_locked", "b_good"):
+        (inbox / name).mkdir(parents=True)
+        corpus.write_jpeg(inbox / name / "IMG_1.jpg")
+    _own(root, who.pw_uid, who.pw_gid)
+    os.chmod(inbox / "a_locked", 0)
+
+    daemon = Daemon(root, user=USER)
+    daemons.append(daemon)
+    harness.wait_for(lambda: jobs(root, "done"), 120, lambda: daemon.text()[-3000:])
+    assert [p.name.split("-")[1] for p in jobs(root, "done")] == ["b_good"]
+
+    def held() -> dict[str, str]:
+        return {h["name"]: h["reason"] for h in (daemon.status() or {}).get("held_back", [])}
+
+    harness.wait_for(lambda: held().get("a_locked") == "unreadable", 30, lambda: str(daemon.status()))
+    assert daemon.stop(timeout=30) == 0
+    assert daemon.logged("internal error in the daemon loop") == []
+    assert len(daemon.logged("inbox entry held back")) == 1
+    assert (inbox / "a_locked").exists() and jobs(root, "working") == []
