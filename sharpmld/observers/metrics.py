@@ -195,11 +195,18 @@ class Metrics(Observer):
         self.queue_jobs.labels(state="inbox").set(waiting)
         self.queue_jobs.labels(state="settling").set(settling)
         self.oldest_waiting.set(oldest_age)
+        self._count_jobs()
+
+    def _count_jobs(self) -> None:
+        """Recount working/, done/ and failed/: on every scan, and whenever a job moves between
+        them, so the gauges never lag the counters by a scan interval (a job that fails at
+        validation is claimed and failed in one step, after that step's scan)."""
         for state in ("working", "done", "failed"):
             self.queue_jobs.labels(state=state).set(self._job_counts.count(self.layout.state(state)))
 
     def on_claimed(self, run: Any, *, settle_wait: float, queue_wait: float) -> None:
         self.jobs_claimed.inc()
+        self._count_jobs()
         if settle_wait >= 0:
             self.stage.labels(stage="settle_wait").observe(settle_wait)
         if queue_wait >= 0:
@@ -230,6 +237,8 @@ class Metrics(Observer):
             self.jobs_retried.inc()
         elif outcome == "handed_back":
             self.jobs_handed_back.inc()
+        if outcome in ("done", "failed", "handed_back"):
+            self._count_jobs()  # the job has left working/ by now
         if outcome in ("done", "failed"):
             self.stage.labels(stage="job").observe(time.time() - run.started)
             for rejected in run.rejected:
@@ -268,8 +277,13 @@ class Metrics(Observer):
 class _JobCounts:
     """Job folders per state folder, recounted only when that folder's mtime changes.
 
-    With 10,000 jobs in done/, listing it on every scan is most of an idle daemon's work.
+    With 10,000 jobs in done/, listing it on every scan is most of an idle daemon's work. A
+    count taken less than ``RACY_NS`` after the folder last changed is not trusted: with coarse
+    timestamps (one clock tick, several ms, on kernels before multigrain timestamps) a second
+    rename in the same tick leaves the mtime unchanged, and the count would stay stale.
     """
+
+    RACY_NS = 1_000_000_000
 
     def __init__(self) -> None:
         self._seen: dict[Path, tuple[int, int]] = {}
@@ -282,8 +296,12 @@ class _JobCounts:
         cached = self._seen.get(folder)
         if cached is not None and cached[0] == mtime:
             return cached[1]
+        counted_at = time.time_ns()
         count = sum(1 for name in os.listdir(folder) if is_job_id(name))
-        self._seen[folder] = (mtime, count)
+        if counted_at - mtime >= self.RACY_NS:
+            self._seen[folder] = (mtime, count)
+        else:
+            self._seen.pop(folder, None)
         return count
 
 
