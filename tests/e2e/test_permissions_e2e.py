@@ -1,6 +1,8 @@
 """The daemon as an ordinary user: what that user cannot read or move is held back and named,
-and everything else goes on. Root reads mode-000 files anyway, so the daemon runs as
-``nobody`` on a root that user owns; the test skips, saying why, where it cannot switch."""
+and everything else goes on. Root reads mode-000 files anyway, so under a root suite (CI) the
+daemon runs as uid 0 without the capabilities that bypass permission bits (setpriv; see
+``harness.without_dac``), or else as ``nobody`` on a root that user owns; the test skips,
+saying why, only where neither works."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,21 +24,37 @@ pytestmark = pytest.mark.timeout(180)
 USER = "nobody"
 
 
-@pytest.fixture
-def base(checkpoint: Path) -> Iterator[Path]:
-    """A folder owned by ``USER`` (the pytest temp tree is private to root), checkpoint inside."""
-    why = harness.cannot_run_as(USER)
-    if why:
-        pytest.skip(why)
-    import pwd
+@dataclass(frozen=True)
+class Launch:
+    """Where the test builds its root, whom the files belong to, and how the daemon starts."""
 
-    who = pwd.getpwnam(USER)
+    base: Path
+    uid: int
+    gid: int
+    prefix: tuple[str, ...] = ()
+    user: str | None = None
+
+
+@pytest.fixture
+def launch(checkpoint: Path) -> Iterator[Launch]:
+    """A folder the daemon's identity owns, checkpoint inside (the pytest temp tree is private
+    to root, which a ``nobody`` daemon could not enter)."""
+    prefix, why_not_caps = harness.permission_bits_prefix()
     path = Path(tempfile.mkdtemp(prefix="sharpmld-perm-"))
     try:
         shutil.copy(checkpoint, path / "tiny.pt")
+        if prefix is not None:
+            yield Launch(path, os.getuid(), os.getgid(), prefix=tuple(prefix))
+            return
+        why = harness.cannot_run_as(USER)
+        if why:
+            pytest.skip(f"{why_not_caps}; and {why}")
+        import pwd
+
+        who = pwd.getpwnam(USER)
         os.chmod(path, 0o755)
         os.chown(path, who.pw_uid, who.pw_gid)
-        yield path
+        yield Launch(path, who.pw_uid, who.pw_gid, user=USER)
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -47,21 +66,18 @@ def _own(path: Path, uid: int, gid: int) -> None:
 
 
 def test_an_unreadable_folder_is_held_back_the_others_done_and_term_stops(
-    base: Path, daemons: list[Daemon]
+    launch: Launch, daemons: list[Daemon]
 ) -> None:
-    import pwd
-
-    who = pwd.getpwnam(USER)
-    root = base / "root"
-    harness.write_config(root, base / "tiny.pt")
+    root = launch.base / "root"
+    harness.write_config(root, launch.base / "tiny.pt")
     inbox = root / "inbox"
     for name in ("a_locked", "b_good"):
         (inbox / name).mkdir(parents=True)
         corpus.write_jpeg(inbox / name / "IMG_1.jpg")
-    _own(root, who.pw_uid, who.pw_gid)
+    _own(root, launch.uid, launch.gid)
     os.chmod(inbox / "a_locked", 0)
 
-    daemon = Daemon(root, user=USER)
+    daemon = Daemon(root, user=launch.user, prefix=launch.prefix)
     daemons.append(daemon)
     harness.wait_for(lambda: jobs(root, "done"), 120, lambda: daemon.text()[-3000:])
     assert [p.name.split("-")[1] for p in jobs(root, "done")] == ["b_good"]
