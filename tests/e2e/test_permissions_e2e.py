@@ -90,3 +90,33 @@ def test_an_unreadable_folder_is_held_back_the_others_done_and_term_stops(
     assert daemon.logged("internal error in the daemon loop") == []
     assert len(daemon.logged("inbox entry held back")) == 1
     assert (inbox / "a_locked").exists() and jobs(root, "working") == []
+
+
+def test_a_folder_owned_by_another_user_is_held_back_once_and_leaves_no_debris(
+    launch: Launch, daemons: list[Daemon]
+) -> None:
+    root = launch.base / "root"
+    harness.write_config(root, launch.base / "tiny.pt")
+    inbox = root / "inbox"
+    for name in ("a_theirs", "b_good"):
+        (inbox / name).mkdir(parents=True)
+        corpus.write_jpeg(inbox / name / "IMG_1.jpg")
+    _own(root, launch.uid, launch.gid)
+    other = 65534 if launch.uid == 0 else 0  # nobody for a root daemon, root for nobody
+    os.chown(inbox / "a_theirs", other, other)
+    os.chmod(inbox / "a_theirs", 0o755)  # readable by all, writable (so movable) by its owner
+
+    daemon = Daemon(root, user=launch.user, prefix=launch.prefix)
+    daemons.append(daemon)
+    harness.wait_for(lambda: jobs(root, "done"), 120, lambda: daemon.text()[-3000:])
+    assert [p.name.split("-")[1] for p in jobs(root, "done")] == ["b_good"]
+
+    def held() -> dict[str, str]:
+        return {h["name"]: h["reason"] for h in (daemon.status() or {}).get("held_back", [])}
+
+    harness.wait_for(lambda: held().get("a_theirs") == "not_writable", 30, lambda: str(daemon.status()))
+    assert daemon.stop(timeout=30) == 0
+    assert daemon.logged("internal error in the daemon loop") == []
+    assert len(daemon.logged("inbox entry held back")) == 1
+    assert (inbox / "a_theirs" / "IMG_1.jpg").exists()
+    assert jobs(root, "working") == [] and jobs(root, "failed") == []
