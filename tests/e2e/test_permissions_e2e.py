@@ -6,6 +6,7 @@ saying why, only where neither works."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -120,3 +121,32 @@ def test_a_folder_owned_by_another_user_is_held_back_once_and_leaves_no_debris(
     assert len(daemon.logged("inbox entry held back")) == 1
     assert (inbox / "a_theirs" / "IMG_1.jpg").exists()
     assert jobs(root, "working") == [] and jobs(root, "failed") == []
+
+
+def test_unreadable_photos_inside_a_job_are_rejected_by_name(launch: Launch, daemons: list[Daemon]) -> None:
+    root = launch.base / "root"
+    harness.write_config(root, launch.base / "tiny.pt")
+    inbox = root / "inbox"
+    (inbox / "mixed" / "locked").mkdir(parents=True)
+    corpus.write_jpeg(inbox / "mixed" / "IMG_1.jpg")
+    corpus.write_jpeg(inbox / "mixed" / "locked" / "IMG_2.jpg")
+    (inbox / "none").mkdir()
+    corpus.write_jpeg(inbox / "none" / "secret.jpg")
+    _own(root, launch.uid, launch.gid)
+    os.chmod(inbox / "mixed" / "locked", 0)
+    os.chmod(inbox / "none" / "secret.jpg", 0)
+
+    daemon = Daemon(root, user=launch.user, prefix=launch.prefix)
+    daemons.append(daemon)
+    harness.wait_for(
+        lambda: len(jobs(root, "done")) + len(jobs(root, "failed")) == 2, 120, lambda: daemon.text()[-3000:]
+    )
+    assert daemon.stop(timeout=30) == 0
+    (done,) = jobs(root, "done")
+    result = json.loads((done / "result.json").read_text())
+    assert [i["source"] for i in result["images"]] == ["IMG_1.jpg"]
+    assert [(r["source"], r["code"]) for r in result["rejected"]] == [("locked", "permission_denied")]
+    (failed,) = jobs(root, "failed")
+    account = json.loads((failed / "result.json").read_text())
+    assert [(r["source"], r["code"]) for r in account["rejected"]] == [("secret.jpg", "permission_denied")]
+    assert "secret.jpg" in (failed / "ERROR.txt").read_text()
