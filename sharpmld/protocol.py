@@ -38,6 +38,7 @@ CONFIG_FIELDS: dict[str, tuple[str, str]] = {
     "orbit_frames": ("outputs", "orbit_frames"),
     "ply_layout": ("outputs", "ply_layout"),
     "spz_version": ("outputs", "spz_version"),
+    "colour": ("model", "colour"),
 }
 
 
@@ -91,6 +92,7 @@ class JobRequest:
     orbit_frames: int = _default("orbit_frames")
     ply_layout: str = _default("ply_layout")
     spz_version: int = _default("spz_version")
+    colour: str = _default("colour")
 
     @classmethod
     def configured(cls, config: Config, **fields: Any) -> JobRequest:

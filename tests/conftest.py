@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import harness
+from tests.support.browser import browser  # noqa: F401  (a fixture, for every test)
 from tests.support.seeds import SEED_ENV
 
 sys.path.insert(0, str(harness.SUPPORT))

@@ -11,7 +11,8 @@ from typing import Any
 
 from sharpmld.core import memcap
 from sharpmld.core.config import CHECKPOINT_URL, SHARP_INSTALL, Config
-from sharpmld.core.errors import ConfigError
+from sharpmld.core.errors import ConfigError, SandboxUnavailable
+from sharpmld.supervisor import sandbox
 
 _PROBE = """
 import json, sys
@@ -70,6 +71,9 @@ def diagnose(root: str | None, config_path: str | None) -> list[Check]:
     except (OSError, ConfigError) as exc:
         checks.append(Check("folders", False, str(exc), f"make {cfg.root} writable, on one volume"))
 
+    if cfg.get("worker", "sandbox"):
+        checks.append(sandbox_check(cfg))
+
     python = cfg.worker_python or sys.executable
     probe = _probe(python, cfg.get("model", "factory"))
     if "error" in probe:
@@ -123,6 +127,19 @@ def memory_cap_check(cfg: Config, ram: Callable[[], int] = memcap.physical_ram) 
     return Check(
         "worker memory cap", True, memcap.resolve(cfg.get("worker", "max_memory_mb"), ram).describe()
     )
+
+
+def sandbox_check(cfg: Config) -> Check:
+    """Run the sandbox tool as the daemon will: a kernel that refuses user namespaces only
+    shows when the tool is run, and then as the worker exiting with status 1."""
+    try:
+        prefix = sandbox.sandbox_prefix(True, root=cfg.root)
+        sandbox.probe(prefix)
+    except ValueError as exc:
+        return Check("sandbox", False, str(exc), SandboxUnavailable.advice)
+    except SandboxUnavailable as exc:
+        return Check("sandbox", False, exc.message, exc.advice)
+    return Check("sandbox", True, f"{' '.join(sandbox.probe_command(prefix))} works")
 
 
 def _probe(python: str, factory: str) -> dict[str, Any]:

@@ -40,6 +40,12 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
             "fp32 (as ml-sharp) | fp16 | bf16: half-precision weights and activations use less "
             "memory; the geometry stays fp32",
         ),
+        "colour": (
+            "srgb",
+            (str,),
+            "srgb: convert photos with an embedded colour profile (Display P3, Adobe RGB) to "
+            "sRGB first | as-is: use the pixels unconverted, as ml-sharp does",
+        ),
     },
     "worker": {
         "python": ("", (str,), "python that runs the worker; empty means the daemon's own"),
@@ -144,6 +150,15 @@ DEFAULTS: dict[str, dict[str, tuple[Any, tuple[type, ...], str]]] = {
         ),
         "port": (8642, (int,), "port of `sharpmld serve`"),
     },
+    "cluster": {
+        "url": (
+            "",
+            (str,),
+            "NATS JetStream server, e.g. nats://studio.local:4222; empty: single-host mode",
+        ),
+        "ack_wait_seconds": (60, (int, float), "seconds a worker may hold a photo between heartbeats"),
+        "max_deliver": (5, (int,), "deliveries before a photo that keeps killing workers is given up"),
+    },
     "log": {
         "level": ("info", (str,), "debug | info | warning | error"),
         "format": ("auto", (str,), "auto (pretty on a terminal) | json | console"),
@@ -154,6 +169,8 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "device"): ("auto", "mps", "cuda", "cpu"),
     # The dtypes `sharpmld.worker.model` can run the network in.
     ("model", "precision"): ("fp32", "fp16", "bf16"),
+    # What `sharpmld.worker.colour` does with an embedded colour profile.
+    ("model", "colour"): ("srgb", "as-is"),
     ("intake", "observer"): ("native", "polling"),
     ("log", "level"): ("debug", "info", "warning", "error"),
     ("log", "format"): ("auto", "json", "console"),
@@ -194,6 +211,8 @@ POSITIVE = {
     ("notify", "command_timeout_seconds"),
     ("notify", "webhook_timeout_seconds"),
     ("notify", "webhook_attempts"),
+    ("cluster", "ack_wait_seconds"),
+    ("cluster", "max_deliver"),
 }
 
 

@@ -39,6 +39,17 @@ class EngineUnavailable(SharpmldError):
     advice = "Install ml-sharp and its checkpoint; run `sharpmld doctor` for the exact fix."
 
 
+class SandboxUnavailable(EngineUnavailable):
+    """``[worker] sandbox`` is on but its tool (unshare / sandbox-exec) refuses to run here."""
+
+    code = "sandbox_unavailable"
+    advice = (
+        "Set [worker] sandbox = false, or let this user create namespaces "
+        "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 "
+        "kernel.apparmor_restrict_unprivileged_userns=0)."
+    )
+
+
 class ImageRejected(SharpmldError):
     """One input image cannot be used; the rest of its job goes on."""
 

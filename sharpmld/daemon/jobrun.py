@@ -136,6 +136,7 @@ class JobRun:
                 formats=self.formats,
                 f_px_override=self.spec.f_px,
                 precision=str(cfg.get("model", "precision")),
+                colour=str(cfg.get("model", "colour")),
                 previews=bool(cfg.get("outputs", "previews")),
                 orbit_frames=int(cfg.get("outputs", "orbit_frames")),
                 ply_layout=str(cfg.get("outputs", "ply_layout")),

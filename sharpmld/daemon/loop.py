@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sharpmld.core import log
+from sharpmld.core import log, memcap
 from sharpmld.core.config import Config
+from sharpmld.core.units import MB
 from sharpmld.daemon import access, claiming, mishaps, routing
 from sharpmld.daemon.held import HeldBack
 from sharpmld.daemon.housekeeping import Housekeeping
@@ -104,7 +105,10 @@ class Daemon:
         observers: list[Observer] = [Notifier(config, self.log)]
         if config.get("metrics", "enabled"):
             self.metrics = Metrics(
-                self.layout, disk_interval=float(config.get("metrics", "disk_interval_seconds"))
+                self.layout,
+                disk_interval=float(config.get("metrics", "disk_interval_seconds")),
+                memory_limit_bytes=memcap.resolve(config.get("worker", "max_memory_mb")).bytes,
+                min_free_bytes=int(float(config.get("intake", "min_free_mb")) * MB),
             )
             observers.insert(0, self.metrics)
         self.events = Observers(observers, self.log)

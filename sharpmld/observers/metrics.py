@@ -20,19 +20,23 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    ProcessCollector,
+    disable_created_metrics,
     start_http_server,
 )
 
 from sharpmld import __version__
 from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, WORKER_ERRORS, ConfigError
 from sharpmld.observers.events import DaemonFacts, ImageEvent, Observer, WorkerEvent
+from sharpmld.observers.process import register_process_collector
 from sharpmld.protocol import WORKER_STAGES, ImageDone, WorkerLost, WorkerReady, WorkerRecycled
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import STATES as LAYOUT_STATES
 from sharpmld.queue.layout import Layout
 
-STAGE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# 0.75-3 s resolve GPU inference (about 1 s a photo), 45-90 s CPU inference (about 60 s).
+STAGE_BUCKETS = (
+    0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 45, 60, 90, 120, 300, 600, 1800, 3600,
+)  # fmt: skip
 IMAGE_BUCKETS = (1, 2, 5, 10, 20, 50, 100)
 BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
 PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
@@ -44,7 +48,24 @@ STATES = (LAYOUT_STATES[0], "settling", *LAYOUT_STATES[1:])
 class Metrics(Observer):
     """Every sharpmld metric, kept current from the daemon's events."""
 
-    def __init__(self, layout: Layout, *, disk_interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        disk_interval: float = 30.0,
+        memory_limit_bytes: int = 0,
+        min_free_bytes: int = 0,
+        proc_available: bool | None = None,
+    ) -> None:
+        """``memory_limit_bytes`` (the resolved ``[worker] max_memory_mb``) and ``min_free_bytes``
+        (``[intake] min_free_mb``) are exported so the alerts compare against this machine's
+        settings, not a figure fixed in alerts.yml; 0 means off. ``proc_available`` picks the
+        ``process_*`` collector as a platform without ``/proc`` would (see observers.process).
+        """
+        # Every _created series doubles the counters and histograms (18 % of a scrape) and no
+        # panel or rule reads them. The switch is process-wide in prometheus_client; the daemon
+        # process only ever holds this registry.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.layout = layout
         self.disk_interval = disk_interval
         r = self.registry = CollectorRegistry(auto_describe=True)
@@ -112,8 +133,20 @@ class Metrics(Observer):
         self.worker_restarts = Counter(
             "sharpmld_worker_restarts_total", "Worker restarts by reason", ["reason"], registry=r
         )
+        self.worker_memory_limit = Gauge(
+            "sharpmld_worker_memory_limit_bytes",
+            "The worker memory cap ([worker] max_memory_mb resolved); 0 when off",
+            registry=r,
+        )
+        self.worker_memory_limit.set(memory_limit_bytes)
 
         self.disk_free = Gauge("sharpmld_disk_free_bytes", "Free bytes on the root's volume", registry=r)
+        self.min_free = Gauge(
+            "sharpmld_min_free_bytes",
+            "Free bytes under which the daemon stops claiming ([intake] min_free_mb)",
+            registry=r,
+        )
+        self.min_free.set(min_free_bytes)
         self.state_bytes = Gauge(
             "sharpmld_state_bytes", "Bytes under each state folder", ["state"], registry=r
         )
@@ -130,7 +163,8 @@ class Metrics(Observer):
             "sharpmld_build_info", "Version information", ["version", "python", "torch", "device"], registry=r
         )
 
-        ProcessCollector(registry=r)  # the daemon's own CPU, memory and start time
+        # The daemon's own CPU, memory and start time, from /proc or (macOS) psutil.
+        register_process_collector(r, proc_available=proc_available)
         # Every code exists from the start at 0, so the first failure of a kind shows in rate().
         for code in JOB_ERRORS:
             self.jobs_failed.labels(code=code)

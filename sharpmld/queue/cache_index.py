@@ -29,6 +29,7 @@ def salt(
     formats: list[str],
     f_px_override: float | None,
     precision: str = "fp32",
+    colour: str = "srgb",
     **outputs: Any,
 ) -> str:
     """The part of the key that comes from the job and the engine, not the image.
@@ -36,6 +37,9 @@ def salt(
     ``outputs`` are any further settings that change what is written (previews, orbit).
     A half-precision result must never answer an fp32 request (or the other way round); fp32
     adds nothing to the key, so the entries cached before the setting existed still match.
+    Likewise ``colour``: "as-is" output must never answer an "srgb" request; "srgb" adds
+    nothing, because a photo without a profile decodes to the same pixels as before, and one
+    with a profile decodes to different pixels, hence a different key, anyway.
     """
     parts = {
         "v": CACHE_VERSION,
@@ -44,6 +48,7 @@ def salt(
         "formats": sorted(formats),
         "f_px": f_px_override,
         **({} if precision == "fp32" else {"precision": precision}),
+        **({} if colour == "srgb" else {"colour": colour}),
         **outputs,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()

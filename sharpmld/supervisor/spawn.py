@@ -22,10 +22,10 @@ from sharpmld.core import fsio, memcap
 from sharpmld.core.config import Config
 from sharpmld.protocol import EVENT_FD_ENV
 from sharpmld.supervisor.procs import Child, PopenChild
+from sharpmld.supervisor.sandbox import SANDBOX_PROFILE, sandbox_prefix
 
 WORKER_MODULE = "sharpmld.worker.main"
-# macOS: allow everything the worker does except any network use.
-SANDBOX_PROFILE = "(version 1)(allow default)(deny network*)"
+__all__ = ["SANDBOX_PROFILE", "WorkerCommand", "launch", "sandbox_prefix", "worker_command"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class WorkerCommand:
     env: dict[str, str]
     pass_fds: tuple[int, ...]
     identity: dict[str, Any] = field(default_factory=dict)  # Popen user/group/extra_groups
+    sandbox: tuple[str, ...] = ()  # the argv prefix that sandboxes the worker, () when off
 
     @property
     def python(self) -> str:
@@ -81,13 +82,21 @@ def worker_command(
         "max_memory_mb": memory_cap_mb,
     }
     python = config.worker_python or sys.executable
-    prefix = sandbox_prefix(bool(config.get("worker", "sandbox")), platform=platform, which=which, euid=euid)
+    prefix = sandbox_prefix(
+        bool(config.get("worker", "sandbox")),
+        root=config.root,
+        platform=platform,
+        which=which,
+        euid=euid,
+        env=base_env,
+    )
     identity = worker_identity(str(config.get("worker", "user")), euid=euid)
     return WorkerCommand(
         argv=[*prefix, python, "-m", WORKER_MODULE, json.dumps(settings)],
         env=worker_env(config, events_fd=events_fd, package_dir=package_dir, base_env=base_env),
         pass_fds=(events_fd,),
         identity=identity,
+        sandbox=tuple(prefix),
     )
 
 
@@ -140,32 +149,6 @@ def package_path_for(python: str, state_dir: Path) -> Path:
         os.symlink(package, tmp)
         os.replace(tmp, link)
     return pylib
-
-
-def sandbox_prefix(
-    enabled: bool,
-    *,
-    platform: str | None = None,
-    which: Callable[[str], str | None] = shutil.which,
-    euid: int | None = None,
-) -> list[str]:
-    """The command that runs the worker without network access, or [] when not asked for.
-
-    Linux: a new, empty network namespace (``unshare``); macOS: a sandbox profile that denies
-    the network (``sandbox-exec``). Asked for but impossible is an error, never a silent no-op.
-    """
-    if not enabled:
-        return []
-    platform = sys.platform if platform is None else platform
-    if platform == "darwin":
-        tool = which("sandbox-exec")
-        if tool:
-            return [tool, "-p", SANDBOX_PROFILE]
-    elif tool := which("unshare"):
-        if (os.geteuid() if euid is None else euid) == 0:
-            return [tool, "--net"]
-        return [tool, "--user", "--map-current-user", "--net"]
-    raise ValueError("worker.sandbox is on but no sandbox tool (unshare / sandbox-exec) exists")
 
 
 def worker_identity(user: str, *, euid: int | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sharpmld.core import memcap
 from sharpmld.core.config import Config
-from sharpmld.core.errors import ProtocolError
+from sharpmld.core.errors import ProtocolError, SandboxUnavailable
 from sharpmld.protocol import (
     ImageDone,
     ImageFailed,
@@ -36,7 +36,7 @@ from sharpmld.protocol import (
     WorkerUnavailable,
     encode,
 )
-from sharpmld.supervisor import pipe, procs, spawn
+from sharpmld.supervisor import pipe, procs, sandbox, spawn
 from sharpmld.supervisor.memory import MemorySampler, TreeMemory
 from sharpmld.supervisor.procs import Child
 from sharpmld.supervisor.stopping import (
@@ -89,15 +89,19 @@ class Supervisor:
         ram: Callable[[], int] = memcap.physical_ram,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        probe_sandbox: Callable[[list[str]], None] = sandbox.probe,
     ) -> None:
         """``memory`` measures the worker's process tree (default: :class:`TreeMemory` for this
-        platform); ``ram`` is the physical memory an ``"auto"`` cap is a share of."""
+        platform); ``ram`` is the physical memory an ``"auto"`` cap is a share of;
+        ``probe_sandbox`` tries the sandbox tool once before the first worker it wraps."""
         self.config = config
         self.package_dir = package_dir
         self.state = STOPPED
         self.info = WorkerInfo()
         self.unavailable_reason = ""
         self._spawn = spawn_worker
+        self._probe_sandbox = probe_sandbox
+        self._sandbox_works: tuple[str, ...] | None = None
         self._signal = signal_group
         measure = memory if memory is not None else TreeMemory()
         self._memory = MemorySampler(measure, clock, kind=getattr(measure, "kind", "memory"))
@@ -140,7 +144,14 @@ class Supervisor:
                 package_dir=self.package_dir,
                 memory_cap_mb=self.memory_cap.mb,
             )
+            self._check_sandbox(command.sandbox)
             child = self._spawn(command)
+        except SandboxUnavailable as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            self._mark_unavailable(now, f"{exc.message}. {exc.advice}")
+            self._out.append(WorkerUnavailable(self.unavailable_reason))  # no worker to say it
+            return
         except (OSError, ValueError, KeyError) as exc:
             os.close(read_fd)
             os.close(write_fd)
@@ -155,6 +166,13 @@ class Supervisor:
         self._parser = pipe.EventParser()
         self.state = STARTING
         self._started_at = now
+
+    def _check_sandbox(self, prefix: tuple[str, ...]) -> None:
+        """Probe the sandbox tool once per prefix (a few ms), so a tool the kernel refuses is
+        reported in its own words rather than as the worker exiting with status 1."""
+        if prefix and prefix != self._sandbox_works:
+            self._probe_sandbox(list(prefix))
+            self._sandbox_works = prefix
 
     def step(self, now: float) -> list[SupervisorEvent]:
         """One iteration: read what the worker said, then the time-based duties. Never blocks."""

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from sharpmld.core import fsio
 
 TOKEN_FILE = "web-token"
+COOKIE = "sharpmld_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Scope = MutableMapping[str, Any]
@@ -84,6 +85,8 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         problem = self._problem(scope, headers)
         if problem is None:
+            if self.token is not None and self._token_in_query(scope):
+                send = self._setting_cookie(send)
             await self.app(scope, receive, send)
             return
         status, text = problem
@@ -114,15 +117,42 @@ class Guard:
                 return 403, "a request from another site may not change anything here"
         return None
 
-    def _has_token(self, scope: Scope, headers: dict[str, str]) -> bool:
+    def _token_in_query(self, scope: Scope) -> bool:
+        return any(self._matches(g) for g in _query_tokens(scope))
+
+    def _setting_cookie(self, send: Send) -> Send:
+        """``send``, adding the token as a cookie to the response's headers.
+
+        The URL ``serve`` prints carries the token once; the page's later requests (its
+        scripts, images, downloads) do not, so the browser keeps it as a cookie: HttpOnly so
+        no script reads it, SameSite=Strict so no other site's page sends it.
+        """
         assert self.token is not None
+        cookie = f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode("latin-1")
+
+        async def sending(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+            await send(message)
+
+        return sending
+
+    def _matches(self, given: str) -> bool:
+        assert self.token is not None
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _has_token(self, scope: Scope, headers: dict[str, str]) -> bool:
         given: list[str] = []
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             given.append(auth[7:].strip())
-        given += parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])
+        given += _query_tokens(scope)
         for part in headers.get("cookie", "").split(";"):
             name, _, value = part.strip().partition("=")
-            if name == "sharpmld_token":
+            if name == COOKIE:
                 given.append(value)
-        return any(hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
+        return any(self._matches(g) for g in given)
+
+
+def _query_tokens(scope: Scope) -> list[str]:
+    return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [])

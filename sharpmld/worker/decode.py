@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from sharpmld.core.errors import DecodeFailed, SharpmldError
 from sharpmld.core.fsio import atomic_writer
 from sharpmld.intake.magic import HEAD_BYTES, sniff
+from sharpmld.worker.colour import ColourResult, to_srgb
 from sharpmld.worker.png_chunks import without_bad_ancillary
 from sharpmld.worker.refusals import declared_size, decode_message, too_large, unidentified_message
 
@@ -77,6 +78,7 @@ class LoadedImage:
     width: int
     height: int
     format: str
+    colour: ColourResult = field(default_factory=lambda: ColourResult("none", False))
 
 
 def _number(value: object) -> float | None:
@@ -166,8 +168,11 @@ def _verify_png(source: Path | bytes) -> None:
         check.verify()
 
 
-def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None = None) -> LoadedImage:
-    """Decode ``path`` upright into 8-bit RGB and compute its focal length in pixels.
+def load_image(
+    path: Path, *, max_pixels_side: int, f_px_override: float | None = None, colour: str = "srgb"
+) -> LoadedImage:
+    """Decode ``path`` upright into 8-bit RGB (in sRGB unless ``colour`` is "as-is", see
+    ``colour``) and compute its focal length in pixels.
 
     The size is checked from the header before any pixel is decoded, and Pillow's
     decompression-bomb guard is set from the same limit (set on every call, because importing
@@ -193,6 +198,7 @@ def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None 
                 if fmt == "png":
                     _verify_png(data)
                 orientation, f35, focal = _read_exif(im)
+                icc = im.info.get("icc_profile")
                 im.load()
                 if fmt == "heif":
                     # libheif already applied the container's rotation and mirroring, and
@@ -204,6 +210,7 @@ def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None 
                 else:
                     upright = im
                 rgb = _to_rgb(upright)
+            rgb, colour_done = to_srgb(rgb, icc if isinstance(icc, bytes) else None, colour)
         except SharpmldError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -219,7 +226,7 @@ def load_image(path: Path, *, max_pixels_side: int, f_px_override: float | None 
     f_px, f35_used, source = focal_px(out_w, out_h, f35, focal)
     if f_px_override is not None:
         f_px, source = float(f_px_override), "override"
-    return LoadedImage(rgb, f_px, source, f35_used, orientation, out_w, out_h, fmt)
+    return LoadedImage(rgb, f_px, source, f35_used, orientation, out_w, out_h, fmt, colour_done)
 
 
 def write_working_copy(img: LoadedImage, path: Path) -> None:

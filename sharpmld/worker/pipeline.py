@@ -78,7 +78,9 @@ def decode(task: ImageTask, job_dir: Path, req: JobRequest, device: torch.device
     out = Decoded(task)
     try:
         out.sha256 = sha256_file(Path(task.src))
-        out.image = load_image(Path(task.src), max_pixels_side=req.max_pixels_side, f_px_override=req.f_px)
+        out.image = load_image(
+            Path(task.src), max_pixels_side=req.max_pixels_side, f_px_override=req.f_px, colour=req.colour
+        )
         if device is not None:
             out.model_input = prepare_input(out.image, device)
         if req.cache_dir:
@@ -167,6 +169,7 @@ def write_outputs(
         "f_px_source": img.f_px_source,
         "orientation": img.orientation,
         "format": img.format,
+        "colour": img.colour.as_entry(),
         "outputs": outputs,
         "timings": timings,
     }
@@ -253,11 +256,9 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
                 continue
             reused = cached.fetch(decoded.cache_key, job_dir, task.stem)
             if reused is not None:
-                emit(
-                    slot.done(
-                        decoded.sha256, {**reused, "timings": decoded.timings, "cache_key": decoded.cache_key}
-                    )
-                )
+                # The colour entry comes from this decode: the cache stores what predates it.
+                extra = {"colour": decoded.image.colour.as_entry(), "timings": decoded.timings}
+                emit(slot.done(decoded.sha256, {**reused, **extra, "cache_key": decoded.cache_key}))
                 continue
             emit(slot.started())
             t0 = time.perf_counter()

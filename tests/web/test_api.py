@@ -171,3 +171,21 @@ def test_token_is_made_once_private(tmp_path: Path) -> None:
     assert load_or_create_token(tmp_path) == first
     mode = stat.S_IMODE(os.stat(tmp_path / TOKEN_FILE).st_mode)
     assert mode == 0o600
+
+
+def test_token_in_the_url_becomes_a_strict_cookie(root: Path) -> None:
+    """The printed URL carries the token once; the page's later requests rely on the cookie."""
+    client, token = _client(root, host="192.0.2.7")
+    r = client.get(f"/api/jobs?token={token}")
+    assert r.status_code == 200
+    set_cookie = r.headers["set-cookie"]
+    assert set_cookie.startswith(f"sharpmld_token={token};")
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    # The client now holds the cookie: a bare request goes through.
+    assert client.get(f"/files/done/{DONE}/a.ply").status_code == 200
+    # A wrong token in the URL sets nothing and is refused.
+    fresh, _ = _client(root, host="192.0.2.7")
+    wrong = fresh.get("/api/jobs?token=wrong")
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+    # A request authorised by its header gets no cookie it did not ask for.
+    assert "set-cookie" not in fresh.get("/api/jobs", headers={"Authorization": f"Bearer {token}"}).headers

@@ -16,6 +16,7 @@ from sharpmld.cli.codes import RET_OK, RET_USAGE
 from sharpmld.cli.service import launchd
 from sharpmld.cli.service.systemd import render_systemd
 from sharpmld.core.config import Config
+from sharpmld.core.errors import SharpmldError
 
 
 def command(
@@ -38,9 +39,17 @@ def command(
     if action == "install":
         return launchd.install(load_config(), out=out, err=err)
     if action == "uninstall":
-        return launchd.uninstall(out=out, err=err)
+        return launchd.uninstall(_loaded_or_none(load_config), out=out, err=err)
     if action == "status":
         return launchd.status(out=out, err=err)
     if action == "restart":
         return launchd.restart(load_config(), out=out, err=err)
     raise ValueError(f"unknown action {action!r}")
+
+
+def _loaded_or_none(load_config: Callable[[], Config]) -> Config | None:
+    """The configuration, or None when it does not load: uninstalling must still work then."""
+    try:
+        return load_config()
+    except SharpmldError:
+        return None

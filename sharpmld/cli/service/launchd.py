@@ -21,7 +21,7 @@ from sharpmld.cli.service.plist import (
     plist_path,
     render_plist,
 )
-from sharpmld.cli.service.templates import stop_timeout
+from sharpmld.cli.service.templates import MIN_STOP_SECONDS, stop_timeout
 from sharpmld.cli.service.waiting import (
     BOOTSTRAP_RETRY_SECONDS,
     Clock,
@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 WAIT_MARGIN_SECONDS = 10
+DEFAULT_STOP_SECONDS = MIN_STOP_SECONDS  # the drain limit when no configuration loads
 """Added to the agent's ExitTimeOut when waiting for it to stop: launchd's own SIGKILL comes first."""
 
 _STATUS_FIELDS = ("state", "pid", "last exit code")
@@ -128,28 +129,41 @@ def install(
 
 
 def uninstall(
+    config: Config | None = None,
     *,
     label: str = DEFAULT_LABEL,
     runner: Runner = run_command,
+    clock: Clock | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Stop and unload the agent (``launchctl bootout``) and remove its plist."""
-    out, err = out or sys.stdout, err or sys.stderr
+    """Stop and unload the agent (``launchctl bootout``, drained) and remove its plist.
+
+    ``config`` gives the drain limit; without one (a configuration that no longer loads must
+    not keep an agent installed) the default shutdown grace bounds the wait.
+    """
+    out, err, clock = out or sys.stdout, err or sys.stderr, clock or SystemClock()
     launchctl = Launchctl.find("uninstall", err, runner)
     if launchctl is None:
         return RET_FAILURE
     target = plist_path(label)
-    args = ("bootout", launchctl.service(label))
-    result = launchctl.run(*args)
-    if result.returncode != 0 and not launchctl.not_loaded(result):
-        return launchctl.failed(args, result)
+    service = launchctl.service(label)
+    limit = (DEFAULT_STOP_SECONDS if config is None else stop_timeout(config)) + WAIT_MARGIN_SECONDS
+    gone = bootout_until_gone(launchctl, service, limit, clock, out)
+    if gone.outcome == "failed":
+        return launchctl.failed(("bootout", service), gone.result)
     existed = target.exists()
     target.unlink(missing_ok=True)
-    if result.returncode == 0 or existed:
-        out.write(f"stopped and removed {label}" + (f" ({target})" if existed else "") + "\n")
-    else:
+    if gone.outcome == "draining":
+        err.write(
+            f"sharpmld: {label} is still finishing its job after {limit:g} s; its plist is removed, "
+            "so launchd will not start it again, and it stops once the job is done\n"
+        )
+        return RET_FAILURE
+    if launchctl.not_loaded(gone.result) and not existed:
         out.write(f"{label} was not installed\n")
+    else:
+        out.write(f"stopped and removed {label}" + (f" ({target})" if existed else "") + "\n")
     return RET_OK
 
 
