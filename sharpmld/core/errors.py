@@ -50,6 +50,16 @@ class SandboxUnavailable(EngineUnavailable):
     )
 
 
+class ClaimRefused(SharpmldError):
+    """The system refused the rename that claims an inbox entry; the entry stays where it is."""
+
+    code = "not_writable"
+    advice = (
+        "The daemon's user cannot move this entry out of the inbox (moving a folder needs "
+        "write permission on it). Make that user its owner, or give it write access."
+    )
+
+
 class ImageRejected(SharpmldError):
     """One input image cannot be used; the rest of its job goes on."""
 

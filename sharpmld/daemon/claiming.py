@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sharpmld.core.errors import ClaimRefused
 from sharpmld.daemon.context import DaemonContext
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.intake.scanner import NOT_WRITABLE
@@ -57,7 +58,7 @@ def next_job(daemon: DaemonContext, now: float) -> Claimed | None:
         daemon.scanner.forget(entry.name)
         try:
             job = claim(daemon.layout, entry.name, daemon.owner, priority=entry.priority)
-        except PermissionError:
+        except ClaimRefused:
             # Renaming a folder needs write permission on it: hold it, say so once.
             daemon.scanner.refuse(entry.name, NOT_WRITABLE)
             daemon.held.report(daemon.scanner, daemon.log)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -271,6 +272,7 @@ class Daemon:
             waiting=len(self.ready),
             settling=self.scanner.settling,
             oldest_age=max((now - e.first_seen for e in entries), default=0.0),
+            stuck=Counter(self.scanner.stuck.values()),
         )
         due = self.scanner.next_due()
         self.scan_due = min(now + interval, due) if due is not None else now + interval

@@ -12,6 +12,7 @@ import os
 import platform
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from prometheus_client import (
 
 from sharpmld import __version__
 from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, WORKER_ERRORS, ConfigError
+from sharpmld.intake.scanner import NOT_WRITABLE, UNREADABLE
 from sharpmld.observers.events import DaemonFacts, ImageEvent, Observer, WorkerEvent
 from sharpmld.observers.process import register_process_collector
 from sharpmld.protocol import WORKER_STAGES, ImageDone, WorkerLost, WorkerReady, WorkerRecycled
@@ -39,6 +41,7 @@ STAGE_BUCKETS = (
 )  # fmt: skip
 IMAGE_BUCKETS = (1, 2, 5, 10, 20, 50, 100)
 BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
+STUCK_REASONS = (UNREADABLE, NOT_WRITABLE)
 PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
 RESTART_REASONS = ("crash", "timeout", "memory", "recycle")
 # The queue's states, with "settling" (in the inbox, not ready yet) after the inbox.
@@ -100,6 +103,12 @@ class Metrics(Observer):
         self.oldest_waiting = Gauge(
             "sharpmld_queue_oldest_waiting_seconds",
             "Age of the oldest entry waiting in the inbox",
+            registry=r,
+        )
+        self.inbox_stuck = Gauge(
+            "sharpmld_inbox_stuck_entries",
+            "Inbox entries the daemon's user cannot read or move, held until their permissions change",
+            ["reason"],
             registry=r,
         )
         self.paused = Gauge(
@@ -172,6 +181,8 @@ class Metrics(Observer):
             self.images_rejected.labels(code=code)
         for reason in PAUSE_REASONS:
             self.paused.labels(reason=reason).set(0)
+        for reason in STUCK_REASONS:
+            self.inbox_stuck.labels(reason=reason).set(0)
         for reason in RESTART_REASONS:
             self.worker_restarts.labels(reason=reason)
         for state in STATES:
@@ -223,12 +234,22 @@ class Metrics(Observer):
 
     # -- events ------------------------------------------------------------------------------
 
-    def on_scan(self, *, duration: float, waiting: int, settling: int, oldest_age: float) -> None:
+    def on_scan(
+        self,
+        *,
+        duration: float,
+        waiting: int,
+        settling: int,
+        oldest_age: float,
+        stuck: Mapping[str, int] | None = None,
+    ) -> None:
         self.last_scan.set(time.time())
         self.scan_seconds.set(duration)
         self.queue_jobs.labels(state="inbox").set(waiting)
         self.queue_jobs.labels(state="settling").set(settling)
         self.oldest_waiting.set(oldest_age)
+        for reason in STUCK_REASONS:
+            self.inbox_stuck.labels(reason=reason).set((stuck or {}).get(reason, 0))
         self._count_jobs()
 
     def _count_jobs(self) -> None:

@@ -3,7 +3,8 @@
 The job folder is prepared first under a temp name (record and lease inside), published with a
 rename, and only then does the person's data move, in the single rename that is the claim.
 Whoever loses that rename to another daemon sharing the root gets ENOENT and quietly lets go;
-a rename the system refuses (EACCES, EPERM) removes the prepared job folder and raises.
+a rename the system refuses (EACCES, EPERM) removes the prepared job folder and raises
+``ClaimRefused``, so that only that refusal (not, say, an unwritable ``working/``) holds the entry.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from sharpmld.core import fsio
+from sharpmld.core.errors import ClaimRefused
 from sharpmld.core.faults import crashpoint
 from sharpmld.queue.jobid import new_job_id
 from sharpmld.queue.layout import INPUT_DIR, Layout
@@ -49,9 +51,11 @@ def claim(layout: Layout, name: str, owner: Owner, *, priority: int = 0) -> Job 
     crashpoint("claim_prepared")
     try:
         taken = _rename_claim(source, target)
-    except OSError:
+    except OSError as exc:
         # Refused (a folder this user may not rename, say): leave no job folder behind.
         shutil.rmtree(job_dir, ignore_errors=True)
+        if isinstance(exc, PermissionError):
+            raise ClaimRefused(name=name, error=exc.strerror or str(exc)) from exc
         raise
     if not taken:
         shutil.rmtree(job_dir, ignore_errors=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import structlog
 
 from sharpmld.cli.status import gather
 from sharpmld.intake import scanner as scanner_module
+from sharpmld.observers.events import Observer
 from tests.daemon.fakes import make_rig
 
 
@@ -145,3 +147,27 @@ def test_a_burst_run_ends_although_an_entry_it_cannot_read_stays(
         rig.step(1.0)
     assert rig.daemon.finished, "a burst run waited forever for an entry it cannot take"
     assert locked.exists()
+
+
+class _Scans(Observer):
+    """Keeps what each scan told the observers about stuck entries."""
+
+    def __init__(self) -> None:
+        self.stuck: list[dict[str, int]] = []
+
+    def on_scan(self, *, stuck: Mapping[str, int] | None = None, **_: Any) -> None:
+        self.stuck.append(dict(stuck or {}))
+
+
+def test_observers_are_told_how_many_entries_are_stuck_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = make_rig(tmp_path)
+    scans = _Scans()
+    rig.daemon.events.observers.append(scans)
+    rig.worker.become_ready()
+    locked = rig.drop_folder("a_locked", images=1)
+    _deny_under(monkeypatch, locked)
+    for _ in range(3):
+        rig.step(1.0)
+    assert scans.stuck and scans.stuck[-1] == {"unreadable": 1}, scans.stuck

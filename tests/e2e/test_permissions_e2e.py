@@ -6,6 +6,7 @@ saying why, only where neither works."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -57,13 +58,30 @@ def launch(checkpoint: Path) -> Iterator[Launch]:
         os.chown(path, who.pw_uid, who.pw_gid)
         yield Launch(path, who.pw_uid, who.pw_gid, user=USER)
     finally:
+        _unlock(path)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _unlock(path: Path) -> None:
+    """Give the test's own user its folders back, so that a non-root suite can remove them."""
+    for folder, dirs, _files in os.walk(path):  # top-down: each folder is opened before entered
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(folder, name), 0o700)
 
 
 def _own(path: Path, uid: int, gid: int) -> None:
     for folder, dirs, files in os.walk(path):
         for name in [folder, *(os.path.join(folder, n) for n in dirs + files)]:
             os.chown(name, uid, gid)
+
+
+def _stuck(port: int) -> dict[str, float]:
+    samples = harness.scrape(port)
+    return {
+        r: harness.metric(samples, "sharpmld_inbox_stuck_entries", reason=r)
+        for r in ("unreadable", "not_writable")
+    }
 
 
 def test_an_unreadable_folder_is_held_back_the_others_done_and_term_stops(
@@ -87,6 +105,8 @@ def test_an_unreadable_folder_is_held_back_the_others_done_and_term_stops(
         return {h["name"]: h["reason"] for h in (daemon.status() or {}).get("held_back", [])}
 
     harness.wait_for(lambda: held().get("a_locked") == "unreadable", 30, lambda: str(daemon.status()))
+    port = daemon.metrics_port()
+    harness.wait_for(lambda: _stuck(port) == {"unreadable": 1, "not_writable": 0}, 30, "the stuck gauge")
     assert daemon.stop(timeout=30) == 0
     assert daemon.logged("internal error in the daemon loop") == []
     assert len(daemon.logged("inbox entry held back")) == 1
@@ -103,9 +123,14 @@ def test_a_folder_owned_by_another_user_is_held_back_once_and_leaves_no_debris(
         (inbox / name).mkdir(parents=True)
         corpus.write_jpeg(inbox / name / "IMG_1.jpg")
     _own(root, launch.uid, launch.gid)
-    other = 65534 if launch.uid == 0 else 0  # nobody for a root daemon, root for nobody
-    os.chown(inbox / "a_theirs", other, other)
-    os.chmod(inbox / "a_theirs", 0o755)  # readable by all, writable (so movable) by its owner
+    if os.geteuid() == 0:
+        other = 65534 if launch.uid == 0 else 0  # nobody for a root daemon, root for nobody
+        os.chown(inbox / "a_theirs", other, other)
+        os.chmod(inbox / "a_theirs", 0o755)  # readable by all, writable (so movable) by its owner
+    else:
+        # An ordinary user cannot give a folder away; one it may read but not write is refused
+        # by the same check (renaming a folder to a new parent needs write permission on it).
+        os.chmod(inbox / "a_theirs", 0o555)
 
     daemon = Daemon(root, user=launch.user, prefix=launch.prefix)
     daemons.append(daemon)
@@ -116,6 +141,8 @@ def test_a_folder_owned_by_another_user_is_held_back_once_and_leaves_no_debris(
         return {h["name"]: h["reason"] for h in (daemon.status() or {}).get("held_back", [])}
 
     harness.wait_for(lambda: held().get("a_theirs") == "not_writable", 30, lambda: str(daemon.status()))
+    port = daemon.metrics_port()
+    harness.wait_for(lambda: _stuck(port) == {"unreadable": 0, "not_writable": 1}, 30, "the stuck gauge")
     assert daemon.stop(timeout=30) == 0
     assert daemon.logged("internal error in the daemon loop") == []
     assert len(daemon.logged("inbox entry held back")) == 1

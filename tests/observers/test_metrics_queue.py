@@ -71,3 +71,20 @@ def test_a_second_job_in_the_same_timestamp_tick_is_counted(tmp_path: Path) -> N
     os.utime(done, ns=(tick, tick))
     metrics.on_scan(duration=0.0, waiting=0, settling=0, oldest_age=0.0)
     assert _jobs(metrics, "done") == 2
+
+
+def test_entries_stuck_on_permissions_are_counted_by_reason(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "root")
+    layout.ensure()
+    metrics = Metrics(layout)
+    assert metrics.registry.get_sample_value("sharpmld_inbox_stuck_entries", {"reason": "unreadable"}) == 0
+    metrics.on_scan(
+        duration=0.0, waiting=0, settling=0, oldest_age=0.0, stuck={"unreadable": 2, "not_writable": 1}
+    )
+    stuck = {
+        r: metrics.registry.get_sample_value("sharpmld_inbox_stuck_entries", {"reason": r})
+        for r in ("unreadable", "not_writable")
+    }
+    assert stuck == {"unreadable": 2, "not_writable": 1}
+    metrics.on_scan(duration=0.0, waiting=0, settling=0, oldest_age=0.0, stuck={})
+    assert metrics.registry.get_sample_value("sharpmld_inbox_stuck_entries", {"reason": "unreadable"}) == 0
