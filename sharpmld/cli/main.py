@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, json_flag=True)
     p.add_argument("job", metavar="JOB", help="job id (or a unique prefix) in failed/")
 
+    p = sub.add_parser("cancel", help="cancel a queued job (to failed/) or stop a running one")
+    _common(p, json_flag=True)
+    p.add_argument("job", metavar="JOB", help="inbox name, or job id (or a unique prefix) in working/")
+    p.add_argument("--now", action="store_true", help="stop a running job at once (kills the worker)")
+
     *first, last = (f".{name}" for name in KNOWN_FORMATS)
     p = sub.add_parser("convert", help=f"convert a 3DGS .ply to {', '.join(first)} or {last}")
     _common(p)
@@ -249,6 +254,23 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return RET_OK
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from sharpmld.cli.cancel import cancel
+
+    outcome = cancel(_config(args), args.job, by="cli", now=args.now)
+    if outcome is None:
+        print(f"sharpmld: no queued or running job matches {args.job!r}", file=sys.stderr)
+        return RET_NOT_FOUND
+    text = (
+        f"cancelled; the job is in {outcome.path}"
+        if outcome.state == "failed"
+        else f"cancel requested; the daemon stops {outcome.path.name} "
+        + ("now" if args.now else "after the current photo")
+    )
+    _emit(args, {"state": outcome.state, "path": str(outcome.path)}, text)
+    return RET_OK
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from sharpmld.cli.convert import convert_settings
     from sharpmld.formats.registry import convert
@@ -326,6 +348,7 @@ _COMMANDS = {
     "status": cmd_status,
     "submit": cmd_submit,
     "retry": cmd_retry,
+    "cancel": cmd_cancel,
     "convert": cmd_convert,
     "predict": cmd_predict,
     "doctor": cmd_doctor,

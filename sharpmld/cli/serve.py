@@ -6,8 +6,10 @@ than loopback is served only with the token from the state folder, printed here 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from sharpmld.cli.cancel import cancel
 from sharpmld.cli.codes import RET_OK
 from sharpmld.cli.status import gather
 from sharpmld.cli.submit import retry
@@ -22,7 +24,14 @@ def build(config: Config, host: str, port: int) -> tuple[Any, str | None]:
     layout = Layout(config.root)
     layout.ensure()
     token = None if is_loopback(host) else load_or_create_token(layout.state_dir)
-    actions = Actions(status=lambda: gather(config), retry=lambda job: retry(config, job))
+
+    def cancel_from_web(job: str, now: bool) -> tuple[str, Path] | None:
+        done = cancel(config, job, by="web", now=now)
+        return None if done is None else (done.state, done.path)
+
+    actions = Actions(
+        status=lambda: gather(config), retry=lambda job: retry(config, job), cancel=cancel_from_web
+    )
     return create_app(config.root, actions, host=host, port=port, token=token), token
 
 

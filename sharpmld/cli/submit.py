@@ -6,6 +6,7 @@ complete, so the daemon can never claim half a copy. Scripts should do the same.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from sharpmld.core.errors import SharpmldError
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue import transitions
 from sharpmld.queue.jobid import is_job_id
-from sharpmld.queue.layout import INPUT_DIR, Layout
+from sharpmld.queue.layout import INPUT_DIR, JOB_FILE, Layout
 from sharpmld.queue.record import Job, JobRecord
 
 
@@ -58,8 +59,27 @@ def retry(config: Config, job: str) -> Path | None:
     path = layout.failed / matches[0]
     if not (path / INPUT_DIR).is_dir() or not any((path / INPUT_DIR).iterdir()):
         raise SharpmldError(f"failed job {matches[0]} holds no input to retry; it is left as it is")
+    return transitions.hand_back(layout, _load_leniently(path))
+
+
+def _load_leniently(path: Path) -> Job:
+    """The job's record, with what an old or damaged ``job.json`` lacks filled in.
+
+    Early releases wrote records without ``source`` or ``original_name``; the dataclass needs
+    them, so a bare load raised TypeError. A folder hand-back keeps every file whatever the
+    record said, so "folder" and the job id are safe stand-ins.
+    """
     try:
-        found = Job.load(path)
+        data = json.loads((path / JOB_FILE).read_text("utf-8"))
     except (OSError, ValueError):
-        found = Job(path, JobRecord(matches[0], matches[0], "folder"))
-    return transitions.hand_back(layout, found)
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    defaults = {"job_id": path.name, "original_name": path.name, "source": "folder"}
+    for key, value in defaults.items():
+        if not isinstance(data.get(key), str) or not data[key]:
+            data[key] = value
+    try:
+        return Job(path, JobRecord.from_dict(data))
+    except (TypeError, ValueError):
+        return Job(path, JobRecord(path.name, path.name, "folder"))

@@ -152,6 +152,16 @@ class DecodeFailed(ImageRejected):
     )
 
 
+class NotDownloaded(ImageRejected):
+    """An iCloud Drive placeholder: the file itself was evicted from this Mac, only its stub is here."""
+
+    code = "not_downloaded"
+    advice = (
+        "{name} is in iCloud Drive but not downloaded to this Mac. Download it (in Finder, "
+        "Control-click it and choose Download Now, or run `brctl download` on it) and drop it again."
+    )
+
+
 class ImageTooLarge(ImageRejected):
     """Decoded dimensions above the configured limit, or a decompression bomb."""
 
@@ -221,6 +231,13 @@ class OutOfMemory(JobFailed):
 
     code = "out_of_memory"
     advice = "Processing ran out of memory. Try smaller images or fewer at a time."
+
+
+class Cancelled(JobFailed):
+    """A person cancelled the job (``sharpmld cancel`` or the web app); nothing was wrong with it."""
+
+    code = "cancelled"
+    advice = "The job was cancelled on request."
 
 
 class TooManyAttempts(JobFailed):
@@ -313,6 +330,7 @@ IMAGE_ERRORS: dict[str, type[ImageRejected]] = {
         FileTooLarge,
         NotRegularFile,
         PermissionDenied,
+        NotDownloaded,
         DecodeFailed,
         ImageTooLarge,
         VideoTooLong,

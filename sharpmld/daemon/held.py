@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from sharpmld.intake.scanner import (
+    FINDER_COPYING,
     IN_PROGRESS,
     NO_READY_MARKER,
     NOT_WRITABLE,
@@ -30,6 +31,11 @@ def held_message(held: Held, scanner: InboxScanner) -> str:
         return (
             f"holds {held.path}, named like a copy still arriving: taken after "
             f"{scanner.in_progress_hold:g} s unchanged ([intake] in_progress_seconds)"
+        )
+    if held.reason == FINDER_COPYING:
+        return (
+            f"Finder is still copying {held.path}: taken once the copy ends; "
+            "if it was cancelled, copy that file again"
         )
     if held.reason == NO_READY_MARKER:
         return f"waits for a file named {scanner.marker} in it ([intake] ready_marker)"

@@ -72,6 +72,7 @@ class JobRun:
     error: SharpmldError | None = None
     inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
     owner: Owner | None = None  # the daemon running it, fenced before the job is closed
+    cancel: dict[str, Any] | None = None  # the CANCEL request once seen (see daemon.cancelling)
 
     def __post_init__(self) -> None:
         self.log = log.get().bind(job_id=self.job.job_id)

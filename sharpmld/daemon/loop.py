@@ -18,7 +18,7 @@ from typing import Any
 from sharpmld.core import log, memcap
 from sharpmld.core.config import Config
 from sharpmld.core.units import MB
-from sharpmld.daemon import access, claiming, mishaps, routing
+from sharpmld.daemon import access, cancelling, claiming, mishaps, routing
 from sharpmld.daemon.held import HeldBack
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.jobrun import OUTCOME_HANDED_BACK, JobRun
@@ -222,6 +222,7 @@ class Daemon:
             self.next_heartbeat = now + self.heartbeat
         for event in self.supervisor.read_events(now) + self.supervisor.check(now):
             routing.route(self, event, now)
+        cancelling.step(self, now)  # after the events: a photo that just ended is kept
         self.watching.step(now)
         if now >= self.scan_due:
             self._scan(now)

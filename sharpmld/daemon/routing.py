@@ -7,6 +7,7 @@ one way a job leaves the daemon's hands).
 
 from __future__ import annotations
 
+from sharpmld.daemon import cancelling
 from sharpmld.daemon.context import DaemonContext
 from sharpmld.daemon.jobrun import OUTCOME_RETRY
 from sharpmld.daemon.status import write_status
@@ -87,3 +88,5 @@ def _job_event(daemon: DaemonContext, event: Event, now: float) -> None:
     if run.on_event(event):
         run.complete()
         daemon.closed(run, now)
+    elif isinstance(event, ImageDone | ImageFailed):
+        cancelling.at_boundary(daemon, run, now)

@@ -20,6 +20,7 @@ from sharpmld.core.errors import (
     EmptyFile,
     FileTooLarge,
     JobTooLarge,
+    NotDownloaded,
     NotRegularFile,
     PermissionDenied,
     SharpmldError,
@@ -29,6 +30,7 @@ from sharpmld.core.errors import (
     format_advice,
     unsupported_message,
 )
+from sharpmld.core.macos import icloud_original
 from sharpmld.core.units import MB
 from sharpmld.intake.magic import DESCRIBE_BYTES, describe_other, sniff
 from sharpmld.intake.names import JOB_TOML, is_in_progress, is_junk
@@ -182,6 +184,9 @@ def inventory(
             count += 1
             if count > max_entries:
                 raise TooManyEntries(format_advice(TooManyEntries), max_entries=max_entries)
+            if (missing := _not_downloaded(rel, name)) is not None:
+                _add(inv, missing)
+                continue
             if is_junk(name) or is_in_progress(name):
                 inv.ignored.append(rel)
                 continue
@@ -215,6 +220,19 @@ def _denied(rel: str, *, is_dir: bool) -> Rejection:
         user = f"uid {os.getuid()}"
     what = "folder (nothing in it was used)" if is_dir else "file"
     return Rejection(rel, PermissionDenied.code, format_advice(PermissionDenied, user=user, what=what))
+
+
+def _not_downloaded(rel: str, name: str) -> Rejection | None:
+    """An iCloud placeholder ``.name.icloud`` as a rejection of ``name``, the file people see.
+
+    It is a dot-file, so it would otherwise be ignored without a word; but it stands for a
+    photo the person meant to drop, which is not on this Mac.
+    """
+    original = icloud_original(name)
+    if original is None:
+        return None
+    where = f"{rel[: -len(name)]}{original}"
+    return Rejection(where, NotDownloaded.code, format_advice(NotDownloaded, name=original))
 
 
 def _lone_job_toml(rel: str) -> Rejection:

@@ -6,8 +6,11 @@ An entry is ready when its whole tree (names, sizes, mtimes) has not changed for
 ``ready_marker`` is configured, as soon as a folder holds that marker. A tree that does hold an
 in-progress file is taken once it has not changed for ``in_progress_seconds`` (or ten settle
 times, if longer): a copy still running keeps changing it, so a file that sits still that long
-is a leftover, not a live transfer. :meth:`InboxScanner.held_back` says which entries wait, and
-why, for ``sharpmld status``.
+is a leftover, not a live transfer. A tree that would be ready but holds a file carrying
+Finder's copy-in-progress markers (:func:`sharpmld.core.macos.finder_is_copying`) is not taken
+while they are there: a cancelled Finder copy leaves a partial file under its final name with
+them, so no amount of waiting makes it whole. :meth:`InboxScanner.held_back` says which entries
+wait, and why, for ``sharpmld status``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from sharpmld.core.macos import FinderMarks, finder_is_copying
 from sharpmld.intake.jobspec import peek_priority
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.intake.walk import TreeSignature, tree_signature
@@ -25,9 +29,10 @@ STALE_IN_PROGRESS = 120.0
 """The default of ``[intake] in_progress_seconds``."""
 
 SETTLING, IN_PROGRESS, NO_READY_MARKER, TEMP_NAME = "settling", "in_progress", "no_ready_marker", "temp_name"
+FINDER_COPYING = "finder_copying"
 """Why an entry is held back: still changing; holding a file whose name says it is still
 arriving; a folder without the configured ready marker; a top-level entry with such a name
-(never taken under that name)."""
+(never taken under that name); holding a file Finder marks as being copied."""
 UNREADABLE, NOT_WRITABLE = "unreadable", "not_writable"
 """Why an entry is stuck until someone fixes its permissions: this user cannot read it (or
 list the folder); or cannot move the folder (renaming a folder needs write permission on it)."""
@@ -58,6 +63,8 @@ class Entry:
     ready: bool = False
     ready_at: float | None = None
     priority_read: bool = False
+    finder_copying: str = ""
+    """The relative path of a file Finder marks as still being copied, as of the last scan."""
 
 
 class InboxScanner:
@@ -71,12 +78,14 @@ class InboxScanner:
         marker: str,
         max_entries: int,
         in_progress_hold: float = STALE_IN_PROGRESS,
+        marks: FinderMarks | None = None,
     ) -> None:
         self.inbox = inbox
         self.settle = settle
         self.marker = marker
         self.max_entries = max_entries
         self.in_progress_hold = max(in_progress_hold, 10 * settle)
+        self.marks = marks or FinderMarks()
         self.entries: dict[str, Entry] = {}
         self.temp_names: list[str] = []
         """Top-level names that say a copy is still arriving, as of the last scan."""
@@ -132,7 +141,11 @@ class InboxScanner:
         if entry is None or entry.signature != signature or entry.is_dir != is_dir:
             entry = Entry(name, is_dir, signature, now, entry.first_seen if entry else now, st.st_mtime)
             self.entries[name] = entry
-        entry.ready = self._is_ready(entry, now)
+        settled = self._is_ready(entry, now)
+        # Only a tree about to be taken pays for the look-up; Finder's markers change no
+        # size or mtime, so they are looked at again on every scan until they are gone.
+        entry.finder_copying = self._finder_copying(Path(dirent.path), entry) if settled else ""
+        entry.ready = settled and not entry.finder_copying
         if entry.ready and entry.ready_at is None:
             entry.ready_at = now
         if entry.ready and entry.is_dir and not entry.priority_read:
@@ -179,6 +192,15 @@ class InboxScanner:
             return any(Path(p).as_posix() == self.marker for p, *_ in entry.signature.entries)
         return now - entry.changed_at >= self.settle
 
+    def _finder_copying(self, path: Path, entry: Entry) -> str:
+        """The first file of ``entry`` that Finder marks as being copied, or ""."""
+        if not entry.is_dir:
+            return entry.name if finder_is_copying(path, self.marks) else ""
+        for rel, kind, *_ in entry.signature.entries:
+            if kind == "file" and not is_junk(Path(rel).name) and finder_is_copying(path / rel, self.marks):
+                return rel
+        return ""
+
     def next_due(self) -> float | None:
         """When the earliest settling entry will have settled (to schedule the next scan)."""
         waiting = [h.due for h in self.held_back() if h.due is not None]
@@ -191,7 +213,10 @@ class InboxScanner:
         for e in self.entries.values():
             if e.ready or e.name in self.stuck:
                 continue
-            if e.signature.in_progress:
+            if e.finder_copying:
+                where = f"{e.name}/{e.finder_copying}" if e.is_dir else e.name
+                held.append(Held(e.name, FINDER_COPYING, None, where))
+            elif e.signature.in_progress:
                 part = next((p for p, *_ in e.signature.entries if is_in_progress(Path(p).name)), "")
                 held.append(
                     Held(e.name, IN_PROGRESS, e.changed_at + self.in_progress_hold, f"{e.name}/{part}")

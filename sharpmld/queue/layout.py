@@ -15,6 +15,7 @@ STATES = ("inbox", "working", "done", "failed")
 INPUT_DIR = "input"
 JOB_FILE = "job.json"
 LEASE_FILE = "lease.json"
+CANCEL_FILE = "CANCEL"  # a cancel request for a running job, written by `sharpmld cancel`
 PROGRESS_FILE = "progress.json"
 RESULT_FILE = "result.json"
 ERROR_TXT = "ERROR.txt"

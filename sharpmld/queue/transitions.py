@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sharpmld.core import fsio
 from sharpmld.core.faults import crashpoint
-from sharpmld.queue.layout import LEASE_FILE, PROGRESS_FILE, Layout
+from sharpmld.queue.layout import CANCEL_FILE, LEASE_FILE, PROGRESS_FILE, Layout
 from sharpmld.queue.record import Job
 
 
@@ -21,7 +21,7 @@ def finish(layout: Layout, job: Job, state: str) -> Job:
     """Move ``job`` from ``working/`` to ``done/`` or ``failed/``; return it at its new place."""
     if state not in ("done", "failed"):
         raise ValueError(f"a job finishes in done or failed, not {state!r}")
-    for name in (LEASE_FILE, PROGRESS_FILE):
+    for name in (LEASE_FILE, PROGRESS_FILE, CANCEL_FILE):  # a late cancel request is moot
         with contextlib.suppress(FileNotFoundError):
             os.unlink(job.path / name)
     fsio.fsync_dir(job.path)

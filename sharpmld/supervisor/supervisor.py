@@ -200,6 +200,16 @@ class Supervisor:
                 self._sleep(STOP_POLL)
         self.state = STOPPED
 
+    def abandon(self, now: float) -> None:
+        """Kill the busy worker for a job cancelled with ``--now``, without blocking the loop.
+
+        TERM at once, KILL after ``KILL_GRACE``, and a fresh worker as soon as it is reaped;
+        no ``WorkerLost`` is reported, since the caller has already closed the job.
+        """
+        if self._child is None or self.state not in (BUSY, READY):
+            return
+        self._begin_stop(now, RECYCLE, polite=False, grace=KILL_GRACE)
+
     # -- jobs --------------------------------------------------------------------------------
 
     def send_job(self, request: JobRequest, now: float) -> None:

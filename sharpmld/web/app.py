@@ -1,6 +1,6 @@
 """The Starlette application: the JSON API and ``/files/…``, behind the security guard.
 
-What needs the CLI's knowledge (the ``status`` facts, ``retry``) is passed in as callables,
+What needs the CLI's knowledge (the ``status`` facts, ``retry``, ``cancel``) is passed in as callables,
 so this room stays below ``cli`` in the layers and the two never disagree.
 """
 
@@ -36,10 +36,11 @@ CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class Actions:
-    """What the app asks of the rest of sharpmld: the status facts and retrying a failed job."""
+    """What the app asks of the rest of sharpmld: the status facts, retry and cancel."""
 
     status: Callable[[], dict[str, Any]]
     retry: Callable[[str], Path | None]
+    cancel: Callable[[str, bool], tuple[str, Path] | None]
 
 
 def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str | None) -> Guard:
@@ -67,6 +68,18 @@ def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str
             )
         return JSONResponse({"inbox": back.name})
 
+    async def api_cancel(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        now = request.query_params.get("now") in ("1", "true")
+        # An exact name: an inbox entry or a working job's id, never a prefix from a URL.
+        done = actions.cancel(job_id, now) if find_job(root, job_id) else None
+        if done is None:
+            return JSONResponse(
+                {"code": "not_found", "message": "no queued or running job has this id"},
+                status_code=404,
+            )
+        return JSONResponse({"state": done[0], "id": done[1].name})
+
     async def files(request: Request) -> Response:
         path = resolve_file(root, request.path_params["path"])
         if path is None:
@@ -79,6 +92,7 @@ def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str
             Route("/api/jobs", api_jobs, methods=["GET"]),
             Route("/api/jobs/{job_id}", api_job, methods=["GET"]),
             Route("/api/jobs/{job_id}/retry", api_retry, methods=["POST"]),
+            Route("/api/jobs/{job_id}/cancel", api_cancel, methods=["POST"]),
             Route("/api/status", api_status, methods=["GET"]),
             Route("/files/{path:path}", files, methods=["GET", "HEAD"]),
         ]

@@ -1,7 +1,7 @@
 """A scripted stand-in for the Supervisor, and a daemon built on it with a fake clock.
 
 ``FakeWorker`` has the public methods the daemon calls on a Supervisor (``start``, ``stop``,
-``send_job``, ``read_events``, ``check``, ``fileno``, ``memory_bytes``, ``state``, ``info``,
+``send_job``, ``abandon``, ``read_events``, ``check``, ``fileno``, ``memory_bytes``, ``state``, ``info``,
 ``unavailable_reason``) and nothing else; the test decides what the worker does and when.
 Time is whatever the test passes to ``step(now)``: nothing here reads a clock or sleeps.
 """
@@ -44,6 +44,7 @@ class FakeWorker:
         self.job_timeout = job_timeout
         self.sent: list[JobRequest] = []
         self.stops: list[float] = []
+        self.abandoned: list[float] = []
         self._events: list[SupervisorEvent] = []
         self._job_started = 0.0
 
@@ -54,6 +55,12 @@ class FakeWorker:
 
     def stop(self, grace: float = 10.0) -> None:
         self.stops.append(grace)
+        self.state = sv.STOPPED
+
+    def abandon(self, now: float) -> None:
+        # Like Supervisor.abandon: the worker is killed and nothing is reported.
+        self.abandoned.append(now)
+        self._events = []
         self.state = sv.STOPPED
 
     def fileno(self) -> int | None:
@@ -102,6 +109,13 @@ class FakeWorker:
                 self._events.append(failed)
         self._events.append(JobDone(request.job_id))
         self.state = sv.READY
+
+    def finish_image(self, index: int) -> None:
+        """Report one image of the last job sent as done; the job goes on."""
+        request = self.sent[-1]
+        task = request.images[index]
+        result = {"gaussians": 10, "outputs": {}}
+        self._events.append(ImageDone(request.job_id, task.rel, index, "0" * 64, result))
 
     def die(self, reason: str = "crash", detail: str = "exit code -9") -> None:
         self._events.append(self._lose(reason, detail))

@@ -483,3 +483,24 @@ def test_a_time_limit_the_user_set_holds_on_every_device(tmp_path: Path) -> None
         assert lost(w.step(301.0))["reason"] == "timeout"
     finally:
         w.close()
+
+
+def test_abandon_for_a_cancel_terms_kills_without_blocking_and_reports_no_lost_worker(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path, dies_on=set())  # ignores TERM: the KILL must follow after the grace
+    try:
+        child = w.ready()
+        w.dispatch(images=3)
+        t0 = w.now
+        started = time.perf_counter()
+        w.sup.abandon(w.now)
+        assert time.perf_counter() - started < PROMPT
+        assert w.signals == [(t0, child.pid, signal.SIGTERM)] and w.sup.state == sv.STOPPING
+        assert w.step(sv.KILL_GRACE) == []
+        assert w.signals[-1] == (t0 + sv.KILL_GRACE, child.pid, signal.SIGKILL)
+        child.exit(-signal.SIGKILL)
+        assert w.step(0.1) == []  # no worker_lost: the daemon already closed the job
+        assert w.sup.state == sv.STARTING and len(w.children) == 2
+    finally:
+        w.close()

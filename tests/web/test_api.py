@@ -189,3 +189,37 @@ def test_token_in_the_url_becomes_a_strict_cookie(root: Path) -> None:
     assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
     # A request authorised by its header gets no cookie it did not ask for.
     assert "set-cookie" not in fresh.get("/api/jobs", headers={"Authorization": f"Bearer {token}"}).headers
+
+
+def test_cancel_moves_a_queued_entry_to_failed_as_cancelled_by_the_web(root: Path) -> None:
+    client, _ = _client(root)
+    (root / "inbox" / "porch").mkdir()
+    (root / "inbox" / "porch" / "c.jpg").write_bytes(b"\xff\xd8\xff porch")
+    r = client.post("/api/jobs/porch/cancel", headers={"Origin": "http://127.0.0.1:8642"})
+    assert r.status_code == 200 and r.json()["state"] == "failed"
+    moved = root / "failed" / r.json()["id"]
+    assert (moved / "input" / "c.jpg").read_bytes() == b"\xff\xd8\xff porch"
+    error = json.loads((moved / "error.json").read_text())
+    assert error["code"] == "cancelled" and error["details"]["by"] == "web"
+    assert not (root / "inbox" / "porch").exists()
+
+
+def test_cancel_of_a_running_job_leaves_a_request_and_unknown_ids_are_404(root: Path) -> None:
+    client, _ = _client(root)
+    running = root / "working" / "20260501T100000Z-porch-cafe"
+    (running / "input").mkdir(parents=True)
+    r = client.post(f"/api/jobs/{running.name}/cancel?now=1")
+    assert r.status_code == 200 and r.json()["state"] == "requested"
+    assert json.loads((running / "CANCEL").read_text())["now"] is True
+    assert client.post(f"/api/jobs/{running.name[:12]}/cancel").status_code == 404
+    assert client.post(f"/api/jobs/{DONE}/cancel").status_code == 404
+
+
+def test_cancel_from_a_foreign_origin_is_refused_and_changes_nothing(root: Path) -> None:
+    client, _ = _client(root)
+    (root / "inbox" / "porch").mkdir()
+    r = client.post("/api/jobs/porch/cancel", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    assert (root / "inbox" / "porch").is_dir() and list((root / "failed").iterdir()) == [
+        root / "failed" / FAILED
+    ]
