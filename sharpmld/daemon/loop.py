@@ -38,8 +38,9 @@ from sharpmld.intake.watcher import InboxWatcher
 from sharpmld.observers.events import DaemonFacts, Observer, Observers
 from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
+from sharpmld.queue import cache_index
 from sharpmld.queue.layout import Layout
-from sharpmld.queue.lease import LeaseLost, Owner, holds, write_lease
+from sharpmld.queue.lease import LeaseLost, Owner, holds, server_time, write_lease
 from sharpmld.queue.record import Job
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
@@ -160,6 +161,11 @@ class Daemon:
         )
         self.events.start(self.facts(now))
         sweep_dead_status(self.layout.state_dir)
+        cache_index.sweep_leftovers(
+            self.layout.state_dir / cache_index.CACHE_DIR,
+            server_now=server_time(self.layout.state_dir, self.owner),
+            stale_after=self.lease_timeout,
+        )
         write_status(self)
         sweep_targets(self.layout.state_dir)  # after our own status file exists
 
