@@ -5,11 +5,11 @@ Kept as last written, so the status file is rewritten only when the list changes
 
 from __future__ import annotations
 
-import getpass
 import time
 from pathlib import PurePosixPath
 from typing import Any
 
+from sharpmld.core.users import effective_user
 from sharpmld.intake.scanner import (
     FINDER_COPYING,
     IN_PROGRESS,
@@ -56,10 +56,7 @@ def held_message(held: Held, scanner: InboxScanner) -> str:
 
 
 def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "the daemon's user"
+    return effective_user()
 
 
 class HeldBack:

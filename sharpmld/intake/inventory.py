@@ -9,7 +9,6 @@ through the fd-relative walk.
 from __future__ import annotations
 
 import errno
-import getpass
 import os
 import stat
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from sharpmld.core.errors import (
 )
 from sharpmld.core.macos import icloud_original
 from sharpmld.core.units import MB
+from sharpmld.core.users import effective_user
 from sharpmld.intake.magic import DESCRIBE_BYTES, describe_other, sniff
 from sharpmld.intake.names import JOB_TOML, is_in_progress, is_junk
 from sharpmld.intake.walk import DIR_FLAGS, OPEN_FLAGS, walk
@@ -214,10 +214,7 @@ def inventory(
 
 def _denied(rel: str, *, is_dir: bool) -> Rejection:
     """Something in the job this user may not read: named, with who and how to fix it."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid {os.getuid()}"
+    user = effective_user()
     what = "folder (nothing in it was used)" if is_dir else "file"
     return Rejection(rel, PermissionDenied.code, format_advice(PermissionDenied, user=user, what=what))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ def _deny_under(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 def test_an_unreadable_folder_is_held_back_once_and_the_others_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("USER", "someone-else")  # as sudo -u leaves it: not whose rights apply
+    monkeypatch.setenv("LOGNAME", "someone-else")
     rig = make_rig(tmp_path)
     rig.worker.become_ready()
     locked = rig.drop_folder("a_locked", images=1)
@@ -51,6 +54,8 @@ def test_an_unreadable_folder_is_held_back_once_and_the_others_go_on(
     held = {h["name"]: h for h in gather(rig.daemon.config)["held_back"]}
     assert held["a_locked"]["reason"] == "unreadable"
     assert "chmod" in held["a_locked"]["message"]
+    assert f"({pwd.getpwuid(os.geteuid()).pw_name})" in held["a_locked"]["message"]
+    assert "someone-else" not in held["a_locked"]["message"]
     assert locked.exists()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,19 @@ def test_a_folder_that_can_be_listed_but_not_entered_names_what_it_holds(
     inv = _inventory(job)
     assert [c.rel for c in inv.images] == ["IMG_1.jpg"]
     assert [(r.rel, r.code) for r in inv.rejected] == [("half/IMG_2.jpg", "permission_denied")]
+
+
+def test_the_message_names_the_user_whose_permissions_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sudo -u, or su without -, leaves $USER and $LOGNAME naming someone else.
+    monkeypatch.setenv("USER", "someone-else")
+    monkeypatch.setenv("LOGNAME", "someone-else")
+    job = tmp_path / "job"
+    job.mkdir()
+    corpus.write_jpeg(job / "IMG_1.jpg")
+    corpus.write_jpeg(job / "secret.jpg")
+    _deny(monkeypatch, {"secret.jpg"})
+    (rejected,) = _inventory(job).rejected
+    assert f"chown -R {pwd.getpwuid(os.geteuid()).pw_name}" in rejected.message, rejected.message
+    assert "someone-else" not in rejected.message
