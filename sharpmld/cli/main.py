@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("action", choices=("install", "uninstall", "status", "restart", "print"))
     p.add_argument("--systemd", action="store_true", help="print a systemd user unit (Linux) instead")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument(
+        "--web", action="store_true", help="the web app's agent (sharpmld serve), not the daemon's"
+    )
+    role.add_argument(
+        "--worker", metavar="URL", help="a cluster worker host's agent (sharpmld worker --cluster URL)"
+    )
     return parser
 
 
@@ -329,13 +336,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_launchd(args: argparse.Namespace) -> int:
     from sharpmld.cli import service
 
-    return service.command(args.action, lambda: _config(args), systemd=args.systemd)
+    return service.command(
+        args.action, lambda: _config(args), systemd=args.systemd, web=args.web, worker=args.worker
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from sharpmld.cli.serve import serve
+    from sharpmld.cli.service.logcap import cap_at_start
 
     cfg = _config(args)
+    cap_at_start(os.environ)  # its own agent's logs, under launchd (`launchd install --web`)
     host = args.host or str(cfg.get("web", "host"))
     port = args.port if args.port is not None else int(cfg.get("web", "port"))
     return serve(cfg, host, port)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from sharpmld.core.macos import icloud_original
+
 JOB_TOML = "job.toml"
 """The optional per-job settings file at the top of a dropped folder; never an input image."""
 
@@ -26,5 +28,12 @@ def is_junk(name: str) -> bool:
 
 
 def is_in_progress(name: str) -> bool:
-    """Whether ``name`` looks like a file still being copied or downloaded (rsync temp, .part)."""
+    """Whether ``name`` looks like a file still being copied or downloaded (rsync temp, .part).
+
+    An iCloud placeholder ``.IMG_1.HEIC.icloud`` has the shape of an rsync temp name (a dot,
+    a name, a dot, six letters) but is not a copy in progress: it is a file iCloud evicted,
+    which is rejected as not downloaded, not waited for.
+    """
+    if icloud_original(name) is not None:
+        return False
     return _RSYNC_TEMP.fullmatch(name) is not None or name.casefold().endswith(IN_PROGRESS_SUFFIXES)

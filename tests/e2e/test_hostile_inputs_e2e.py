@@ -488,6 +488,15 @@ KINDS: tuple[Kind, ...] = (
         NO_IMAGES,
         ignored=("..jpg",),
     ),
+    Kind(
+        "iCloud placeholder of an evicted photo (.name.icloud, iCloud Drive's Optimise Mac Storage)",
+        "icloud-evicted",
+        folder({".IMG_0042.HEIC.icloud": _bytes(b'<?xml version="1.0"?><plist version="1.0"/>')}),
+        "failed",
+        NO_IMAGES,
+        (("IMG_0042.HEIC", "not_downloaded"),),
+        said=(("IMG_0042.HEIC", "Download Now"),),
+    ),
     Kind(".. inside names", "a..b", folder({"x..y.jpg": JPEG}), "done", images=("x..y.jpg",)),
     Kind(
         "/-like Unicode (U+2215, U+FF0F) in names",

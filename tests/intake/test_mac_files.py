@@ -20,6 +20,7 @@ from sharpmld.core.units import MB
 from sharpmld.daemon.held import held_message
 from sharpmld.daemon.report import error_text
 from sharpmld.intake.inventory import inventory
+from sharpmld.intake.names import is_in_progress
 from sharpmld.intake.scanner import InboxScanner
 
 from . import corpus
@@ -113,3 +114,16 @@ def test_the_busy_birth_time_or_xattr_holds_a_folder_or_a_lone_file(tmp_path: Pa
     born[str(photo)] = BUSY_DATE + 86_400  # Finder set the real creation date at the end
     xattrs[str(lone)] = finder_info(b"JPEG", b"MACS")
     assert sorted(e.name for e in scanner.scan(1.0)) == ["apfs", "lone.jpg"]
+
+
+def test_a_placeholder_is_not_taken_for_an_rsync_temp_file_and_its_folder_settles(tmp_path: Path) -> None:
+    """``.IMG_0042.HEIC.icloud`` fits rsync's ``.name.XXXXXX``; held as a copy in progress, a
+    folder of placeholders waited two minutes before it was claimed and told to download."""
+    assert not is_in_progress(".IMG_0042.HEIC.icloud")
+    assert is_in_progress(".IMG_0042.HEIC.a1B2c3")  # a real rsync temp name still is
+    inbox = tmp_path / "inbox"
+    (inbox / "evicted").mkdir(parents=True)
+    (inbox / "evicted" / ".IMG_0042.HEIC.icloud").write_bytes(b"<plist/>")
+    scanner = InboxScanner(inbox, settle=5.0, marker="", max_entries=100)
+    assert scanner.scan(0.0) == []
+    assert [e.name for e in scanner.scan(6.0)] == ["evicted"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from sharpmld.cli.codes import RET_FAILURE
+from sharpmld.cli.service.roles import DAEMON, Role
 from sharpmld.cli.service.systemd import instead_of_launchd
 from sharpmld.core.config import Config
 
@@ -75,12 +76,17 @@ class Launchctl:
 
     @classmethod
     def find(
-        cls, action: str, err: TextIO, runner: Runner = run_command, config: Config | None = None
+        cls,
+        action: str,
+        err: TextIO,
+        runner: Runner = run_command,
+        config: Config | None = None,
+        role: Role = DAEMON,
     ) -> Launchctl | None:
         """The launchctl on PATH, or None after telling the person why ``action`` cannot run."""
         tool = shutil.which("launchctl")
         if tool is None:
-            err.write(instead_of_launchd(action, config))
+            err.write(instead_of_launchd(action, config, role))
             return None
         return cls(tool, err, runner)
 

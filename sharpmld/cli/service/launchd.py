@@ -14,13 +14,14 @@ from sharpmld.cli.codes import RET_FAILURE, RET_NOT_FOUND, RET_OK
 from sharpmld.cli.service import tcc
 from sharpmld.cli.service.launchctl import EIO, Launchctl, Runner, run_command
 from sharpmld.cli.service.plist import (
-    DEFAULT_LABEL,
     check_label,
     log_dir,
     log_name,
     plist_path,
     render_plist,
 )
+from sharpmld.cli.service.roles import DAEMON, DEFAULT_LABEL, Role
+from sharpmld.cli.service.systemd import role_flags
 from sharpmld.cli.service.templates import MIN_STOP_SECONDS, stop_timeout
 from sharpmld.cli.service.waiting import (
     BOOTSTRAP_RETRY_SECONDS,
@@ -57,7 +58,8 @@ def install(
     config: Config,
     *,
     python: str = sys.executable,
-    label: str = DEFAULT_LABEL,
+    role: Role = DAEMON,
+    label: str | None = None,
     runner: Runner = run_command,
     clock: Clock | None = None,
     macos: bool | None = None,
@@ -66,7 +68,8 @@ def install(
 ) -> int:
     """Write the agent's plist and (re)load it: bootout (drained), enable, bootstrap."""
     out, err, clock = out or sys.stdout, err or sys.stderr, clock or SystemClock()
-    launchctl = Launchctl.find("install", err, runner, config)
+    label = role.label if label is None else label
+    launchctl = Launchctl.find("install", err, runner, config, role)
     if launchctl is None:
         return RET_FAILURE
     mac = sys.platform == "darwin" if macos is None else macos
@@ -80,7 +83,7 @@ def install(
             "run `sharpmld launchd install` as the user who is logged in at the Mac's screen\n"
         )
         return RET_FAILURE
-    data = render_plist(config, python, label)
+    data = render_plist(config, python, label, role)
     target = plist_path(label)
     target.parent.mkdir(parents=True, exist_ok=True)
     log_dir().mkdir(parents=True, exist_ok=True)
@@ -118,12 +121,14 @@ def install(
                 "run `sharpmld launchd install` again in a minute."
             )
         return launchctl.failed(("bootstrap", launchctl.domain, str(target)), result, hint)
+    flags = role_flags(role)
     out.write(
         f"installed {target}\n"
-        f"sharpmld runs now and at every login, on {config.root}.\n"
+        f"{role.runs} runs now and at every login, on {config.root}.\n"
         f"logs: {log_dir()}/{log_name(label)}.log (errors: {log_name(label)}.err.log), "
-        "capped when the daemon starts\n"
-        "check it with `sharpmld launchd status`; remove it with `sharpmld launchd uninstall`\n"
+        "capped when it starts\n"
+        f"check it with `sharpmld launchd status{flags}`; "
+        f"remove it with `sharpmld launchd uninstall{flags}`\n"
     )
     return RET_OK
 

@@ -17,11 +17,11 @@ from xml.parsers.expat import ExpatError
 from xml.sax.saxutils import escape
 
 from sharpmld.cli.service.logcap import LOG_BASE_ENV
+from sharpmld.cli.service.roles import DAEMON, DEFAULT_LABEL, Role
 from sharpmld.cli.service.templates import PLIST_TEMPLATE, fill, program_arguments, stop_timeout, template
 from sharpmld.core.config import Config
 from sharpmld.core.errors import SharpmldError
 
-DEFAULT_LABEL = "com.sharpml.sharpmld"
 HOMEBREW_PATH = "/opt/homebrew/bin:/usr/local/bin"
 """Homebrew's bin on Apple Silicon, then on Intel (and other /usr/local installs): launchd's
 default PATH has neither, and tools the model code shells out to are installed there."""
@@ -52,16 +52,17 @@ def log_name(label: str) -> str:
     return "sharpmld" if label == DEFAULT_LABEL else check_label(label)
 
 
-def render_plist(config: Config, python: str = sys.executable, label: str = DEFAULT_LABEL) -> bytes:
+def render_plist(
+    config: Config, python: str = sys.executable, label: str | None = None, role: Role = DAEMON
+) -> bytes:
     """The agent's plist: the template filled, parsed back, checked and dumped canonically."""
-    args = program_arguments(config, python)
-    root = str(config.root.absolute())
+    label = role.label if label is None else label
+    args = program_arguments(config, python, role.command)
     home = str(Path.home())
     logs = log_dir()
     values = {
         "LABEL": check_label(label),
         "PYTHON": args[0],
-        "ROOT": root,
         "EXIT_TIMEOUT": str(stop_timeout(config)),
         "LOG_DIR": str(logs),
         "LOG_NAME": log_name(label),
@@ -70,8 +71,8 @@ def render_plist(config: Config, python: str = sys.executable, label: str = DEFA
         "LOG_BASE_ENV": LOG_BASE_ENV,
     }
     escaped = {name: escape(value) for name, value in values.items()}
-    config_args = args[6:]  # after python -m sharpmld run --root ROOT: the config, if any
-    escaped["CONFIG_ARGS"] = "".join(f"\t\t<string>{escape(a)}</string>\n" for a in config_args)
+    # After ``python -m sharpmld``: the role's command, --root ROOT and the config, if any.
+    escaped["COMMAND_ARGS"] = "".join(f"\t\t<string>{escape(a)}</string>\n" for a in args[3:])
     text = fill(template(PLIST_TEMPLATE), escaped)
     try:
         data: dict[str, Any] = plistlib.loads(text.encode("utf-8"))

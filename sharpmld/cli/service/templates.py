@@ -64,9 +64,9 @@ def python_path(python: str) -> str:
     return os.path.abspath(python)
 
 
-def program_arguments(config: Config, python: str) -> list[str]:
-    """``python -m sharpmld run --root ROOT [--config FILE]``, every path absolute."""
-    args = [python_path(python), "-m", "sharpmld", "run", "--root", str(config.root.absolute())]
+def program_arguments(config: Config, python: str, command: tuple[str, ...] = ("run",)) -> list[str]:
+    """``python -m sharpmld COMMAND --root ROOT [--config FILE]``, every path absolute."""
+    args = [python_path(python), "-m", "sharpmld", *command, "--root", str(config.root.absolute())]
     if config.path is not None:
         args += ["--config", str(config.path.absolute())]
     return args
