@@ -15,7 +15,7 @@ RET_PAUSED = 8
 STATUS_EXIT_CODES = {
     RET_NO_DAEMON: "no daemon is running on this root",
     RET_ENGINE_UNAVAILABLE: "with --check: the daemon runs but its engine is unavailable",
-    RET_PAUSED: "with --check: the daemon runs but claims no jobs (low disk space, stopping)",
+    RET_PAUSED: "with --check: the daemon runs but claims no jobs (low disk space, stopping, broker down)",
     RET_JOBS_FAILED: "with --failed-since: a job failed since that time",
     RET_OK: "none of the above (with --check: a daemon runs, its engine is loaded, it claims jobs)",
     RET_USAGE: "a bad option, e.g. a --failed-since time that cannot be read",

@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
         "status file and to .sharpmld/targets/ for Prometheus)",
     )
 
+    p = sub.add_parser(
+        "worker", help="cluster mode: run one model (one GPU) on photos from the broker, any host"
+    )
+    _common(p)
+    p.add_argument(
+        "--cluster",
+        metavar="URL",
+        help="the NATS JetStream server, e.g. nats://studio.local:4222 (default: [cluster] url); "
+        "--root is the shared folder as this host mounts it",
+    )
+
     p = sub.add_parser("init", help="create the folder tree and a default sharpmld.toml")
     _common(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing sharpmld.toml")
@@ -196,6 +207,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = cfg.with_value("metrics", "port", args.metrics_port, "--metrics-port")
     log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
     return Daemon(cfg, burst=args.burst).run()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from sharpmld.cli.service.logcap import cap_at_start
+    from sharpmld.clusterworker.loop import ClusterWorker
+    from sharpmld.core import log
+
+    cfg = _config(args)
+    cap_at_start(os.environ)  # its own agent's logs, under launchd (`launchd install --worker`)
+    url = args.cluster or str(cfg.get("cluster", "url"))
+    if not url:
+        print(
+            "sharpmld: worker needs the broker: --cluster nats://HOST:4222 or [cluster] url", file=sys.stderr
+        )
+        return RET_USAGE
+    log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
+    return ClusterWorker(cfg, url).run()
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -355,6 +383,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "serve": cmd_serve,
     "run": cmd_run,
+    "worker": cmd_worker,
     "init": cmd_init,
     "status": cmd_status,
     "submit": cmd_submit,

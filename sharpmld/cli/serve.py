@@ -14,9 +14,11 @@ from sharpmld.cli.codes import RET_OK
 from sharpmld.cli.status import gather
 from sharpmld.cli.submit import retry
 from sharpmld.core.config import Config
+from sharpmld.core.units import MB
 from sharpmld.queue.layout import Layout
 from sharpmld.web.app import Actions, create_app
 from sharpmld.web.security import is_loopback, load_or_create_token
+from sharpmld.web.upload_receiver import UploadLimits
 
 
 def build(config: Config, host: str, port: int) -> tuple[Any, str | None]:
@@ -29,10 +31,19 @@ def build(config: Config, host: str, port: int) -> tuple[Any, str | None]:
         done = cancel(config, job, by="web", now=now)
         return None if done is None else (done.state, done.path)
 
-    actions = Actions(
-        status=lambda: gather(config), retry=lambda job: retry(config, job), cancel=cancel_from_web
-    )
-    return create_app(config.root, actions, host=host, port=port, token=token), token
+    def status() -> dict[str, Any]:
+        # ``sharpmld status``'s facts, and the disk the daemon checks before it claims a job.
+        info = gather(config)
+        minimum = int(float(config.get("intake", "min_free_mb")) * MB)
+        try:
+            info["disk"] = {"free_bytes": layout.free_bytes(), "min_free_bytes": minimum}
+        except OSError:
+            info["disk"] = {"free_bytes": None, "min_free_bytes": minimum}
+        return info
+
+    actions = Actions(status=status, retry=lambda job: retry(config, job), cancel=cancel_from_web)
+    limits = UploadLimits.from_config(config)
+    return create_app(config.root, actions, host=host, port=port, token=token, limits=limits), token
 
 
 def serve(config: Config, host: str, port: int) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sharpmld.cli.codes import RET_ENGINE_UNAVAILABLE, RET_JOBS_FAILED, RET_NO_DAEMON, RET_OK, RET_PAUSED
+from sharpmld.cluster.workers import read_workers
 from sharpmld.core.config import Config
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue.jobid import is_job_id
@@ -129,6 +130,9 @@ def gather(config: Config, since: datetime | None = None) -> dict[str, Any]:
         "held_back": list(freshest.get("held_back") or []),
         "held_back_total": int(freshest.get("held_back_total") or 0),
     }
+    workers = _cluster_workers(layout)
+    if workers:
+        info["workers"] = workers
     if since is not None:
         info["failed_since"] = {"since": since.isoformat(), "jobs": failed_since(layout, since)}
     return info
@@ -141,7 +145,8 @@ def _daemon_problem(d: dict[str, Any]) -> tuple[int, str]:
         why = d.get("engine_message") or "see its log, or run `sharpmld doctor`"
         return RET_ENGINE_UNAVAILABLE, f"engine unavailable: {who}: {why}"
     if d.get("paused"):
-        return RET_PAUSED, f"paused: {d['paused']}: {who} claims no jobs"
+        why = (d.get("cluster") or {}).get("reason") or ""
+        return RET_PAUSED, f"paused: {d['paused']}: {who} claims no jobs" + (f" ({why})" if why else "")
     return RET_OK, f"ok: {who}, engine {d.get('engine')}"
 
 
@@ -203,8 +208,56 @@ def format_status(info: dict[str, Any]) -> str:
         device = f" on {d['device']}" if d.get("device") else ""
         paused = f", paused: {d['paused']}" if d.get("paused") else ""
         lines.append(f"daemon pid {d['pid']}@{d['host']}: engine {engine}{device}{extra}{paused}")
+        if d.get("cluster"):
+            lines.append(_cluster_line(d["cluster"]))
+    lines.extend(_worker_lines(info.get("workers") or []))
     failed = info.get("failed_since")
     if failed is not None:
         jobs = failed["jobs"]
         lines.append(f"failed since {failed['since']}: {len(jobs)}" + "".join(f"\n  {j}" for j in jobs))
     return "\n".join(lines)
+
+
+def _cluster_workers(layout: Layout) -> list[dict[str, Any]]:
+    """The cluster workers' own status files (``.sharpmld/workers/``), by host then pid.
+
+    A worker killed outright leaves its file: how long ago it was written is shown, not judged.
+    """
+    return read_workers(layout.state_dir)
+
+
+def _worker_lines(workers: list[dict[str, Any]]) -> list[str]:
+    """One line per cluster worker: where, on what, warm or not, what it holds now."""
+    if not workers:
+        return []
+    now = time.time()
+    lines = ["workers:"]
+    for w in workers:
+        warm = "warm" if w.get("model_warm") else f"not warm ({w.get('model') or '?'})"
+        current = w.get("current_photo")
+        if isinstance(current, dict):
+            doing = f"on {current.get('job')}/{current.get('photo')} (delivery {current.get('delivered')})"
+        else:
+            doing = "idle"
+        beat = w.get("last_heartbeat")
+        heard = f", last heartbeat {max(0, round(now - float(beat)))} s ago" if beat else ""
+        updated = w.get("updated")
+        written = f", written {max(0, round(now - float(updated)))} s ago" if updated else ""
+        lines.append(
+            f"  {w.get('host')} pid {w.get('pid')}: {w.get('device') or 'no device yet'}, model {warm}, "
+            f"{doing}{heard}{written}"
+        )
+    return lines
+
+
+def _cluster_line(c: dict[str, Any]) -> str:
+    """The cluster intake's broker: reachable or why not, and what it holds for the workers."""
+    jobs = f"{c.get('jobs', 0)} job(s) out with the workers"
+    if c.get("unpublished"):
+        jobs += f", {c['unpublished']} not yet published"
+    if not c.get("connected"):
+        return f"  broker {c.get('url')}: NOT CONNECTED: {c.get('reason')}; {jobs}"
+    return (
+        f"  broker {c.get('url')}: connected; {c.get('pending', 0)} photo(s) waiting, "
+        f"{c.get('ack_pending', 0)} held by workers, {c.get('redelivered', 0)} redelivered; {jobs}"
+    )

@@ -11,11 +11,11 @@ import os
 import shutil
 from pathlib import Path
 
-from sharpmld.core import fsio
 from sharpmld.core.config import Config
 from sharpmld.core.errors import SharpmldError
 from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue import transitions
+from sharpmld.queue.delivery import Staging
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import INPUT_DIR, JOB_FILE, Layout
 from sharpmld.queue.record import Job, JobRecord
@@ -30,23 +30,16 @@ def submit(config: Config, source: Path) -> Path:
         raise SharpmldError(
             f"{name!r} would be ignored in the inbox (hidden, junk or in-progress name); rename it first"
         )
-    staging = fsio.temp_name_for(layout.inbox / name)
+    staging = Staging(layout, name)
     try:
         if source.is_dir():
-            shutil.copytree(source, staging, symlinks=True)
+            shutil.copytree(source, staging.path, symlinks=True)
         else:
-            shutil.copy2(source, staging)
-            with open(staging, "rb") as f:
-                os.fsync(f.fileno())
-        target = transitions.move_without_replacing(staging, layout.inbox, name)
+            shutil.copy2(source, staging.path)
     except BaseException:
-        if staging.is_dir():
-            shutil.rmtree(staging, ignore_errors=True)
-        elif staging.exists():
-            staging.unlink()
+        staging.discard()
         raise
-    fsio.fsync_dir(layout.inbox)
-    return target
+    return staging.commit(name)
 
 
 def retry(config: Config, job: str) -> Path | None:

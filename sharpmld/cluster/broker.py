@@ -12,6 +12,11 @@ band with explicit acks, ``ack_wait`` and ``max_deliver``. A worker that holds a
 calls ``in_progress`` well inside ``ack_wait`` while the model runs; ``nak`` hands it back
 at once (a worker told to stop); past ``max_deliver`` the server gives up on it and says so
 in an advisory.
+
+Only the intake defines the stream and the consumers. Workers (``define=False``) bind to them
+as they are: a worker whose own configuration says another ``ack_wait`` must not change the
+cluster's, and it heartbeats at a third of the ``ack_wait`` the server holds (``ack_wait``
+after ``start``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -33,6 +39,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from nats.js.errors import NotFoundError
 
 from sharpmld.cluster.subjects import BANDS, CONSUMERS, STREAM, SUBJECT_PREFIX, message_id, subject
+from sharpmld.core.errors import BrokerNotReady
 
 T = TypeVar("T")
 MSG_ID = "Nats-Msg-Id"
@@ -46,6 +53,7 @@ class Settings:
     ack_wait: float = 60.0  # seconds a worker may hold a photo between heartbeats
     max_deliver: int = 5  # deliveries before a photo that keeps killing workers is given up
     duplicate_window: float = 2 * 3600.0  # a re-publish within this is dropped as a duplicate
+    define: bool = True  # False for workers: bind to the intake's stream and consumers only
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,8 @@ class Broker:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
+        self.last_error = ""  # the connection's last complaint, for status and the log
+        self.ack_wait = settings.ack_wait  # after start: the shortest the server's consumers hold
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -135,9 +145,48 @@ class Broker:
 
     # -- on the broker's thread --------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now (a bool read across threads: no lock needed)."""
+        return self._nc is not None and self._nc.is_connected
+
     async def _connect(self) -> None:
-        self._nc = await nats.connect(self.settings.url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        # Keep trying until the server answers (the future stays pending meanwhile); the
+        # callbacks keep nats-py from logging a traceback at every failed attempt.
+        self._nc = await nats.connect(
+            self.settings.url,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=self._on_error,
+            reconnected_cb=self._on_reconnected,
+        )
         self._js = self._nc.jetstream()
+        if self.settings.define:
+            await self._define()
+        waits = []
+        for band in BANDS:
+            try:
+                info = await self._js.consumer_info(STREAM, CONSUMERS[band])
+            except NotFoundError as exc:
+                raise BrokerNotReady() from exc
+            waits.append(float(info.config.ack_wait or self.settings.ack_wait))
+            if band not in self._subs:  # a bound subscription asks by name: it outlives a reset server
+                self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
+        self.ack_wait = min(waits)
+
+    async def _on_error(self, exc: Exception) -> None:
+        self.last_error = str(exc) or type(exc).__name__
+
+    async def _on_reconnected(self) -> None:
+        """A server that lost its store comes back without the stream: the process that defines
+        it (the intake) sets it up again; workers only join what the intake set up."""
+        if not self.settings.define:
+            return
+        with contextlib.suppress(Exception):  # the next reconnect, or the caller, tries again
+            await self._define()
+
+    async def _define(self) -> None:
+        assert self._js is not None
         stream = StreamConfig(
             name=STREAM,
             subjects=[f"{SUBJECT_PREFIX}.*"],
@@ -159,7 +208,6 @@ class Broker:
                 max_deliver=self.settings.max_deliver,
             )
             await self._js.add_consumer(STREAM, consumer)
-            self._subs[band] = await self._js.pull_subscribe_bind(CONSUMERS[band], STREAM)
 
     async def _publish(self, subj: str, msg_id: str, payload: bytes) -> Published:
         assert self._js is not None, "start() first"
@@ -180,10 +228,31 @@ class Broker:
 
     async def _pending(self) -> dict[str, int]:
         assert self._js is not None, "start() first"
-        out = {"pending": 0, "ack_pending": 0, "redelivered": 0}
+        # redelivered: photos held now that were delivered before (the server's count, which
+        # drops once they are acked); deliveries: every delivery so far, first or not.
+        out = {"pending": 0, "ack_pending": 0, "redelivered": 0, "deliveries": 0, "oldest_age_seconds": 0}
         for band in BANDS:
             info = await self._js.consumer_info(STREAM, CONSUMERS[band])
             out["pending"] += int(info.num_pending or 0)
             out["ack_pending"] += int(info.num_ack_pending or 0)
             out["redelivered"] += int(info.num_redelivered or 0)
+            out["deliveries"] += int(info.delivered.consumer_seq or 0) if info.delivered else 0
+        out["oldest_age_seconds"] = await self._oldest_age()
         return out
+
+    async def _oldest_age(self) -> int:
+        """Seconds since the oldest photo still on the stream was published (0 when none).
+
+        The stream keeps a photo until a worker acks it (work-queue retention), so its first
+        message is the oldest photo not yet done, waiting or held."""
+        assert self._js is not None
+        state = (await self._js.stream_info(STREAM)).state
+        if not state.messages:
+            return 0
+        try:
+            first = await self._js.get_msg(STREAM, state.first_seq)
+        except NotFoundError:  # acked between the two calls: the next poll sees the new first
+            return 0
+        if first.time is None:
+            return 0
+        return max(0, round(time.time() - first.time.timestamp()))

@@ -32,6 +32,16 @@ class ConfigError(SharpmldError):
     advice = "Fix the configuration file and start again."
 
 
+class BrokerNotReady(SharpmldError):
+    """A cluster worker found the broker without the photo stream: no intake has set it up yet."""
+
+    code = "broker_not_ready"
+    advice = (
+        "The broker has no photo stream yet: start the intake (`sharpmld run` with [cluster] url) "
+        "once; workers wait for it and retry."
+    )
+
+
 class EngineUnavailable(SharpmldError):
     """The model cannot be loaded (ml-sharp or the checkpoint missing); jobs wait, none fail."""
 
@@ -282,6 +292,30 @@ class InternalError(JobFailed):
     advice = "sharpmld hit an internal error; its log has the details. Please report it."
 
 
+class UploadRefused(SharpmldError):
+    """An upload through the web app was refused before it reached the inbox; nothing was kept."""
+
+    code = "upload_refused"
+    advice = "The upload was refused; nothing was added to the inbox."
+
+
+class UnsafeName(UploadRefused):
+    """An uploaded file's path climbs out of the job (``..``), is absolute, or holds control bytes."""
+
+    code = "unsafe_name"
+    advice = (
+        "The file name {name} cannot be used: names may not start with a slash, contain "
+        "'..', a backslash or control characters, or repeat another file's name."
+    )
+
+
+class BadUpload(UploadRefused):
+    """The request is not the multipart form the upload page sends (or it names no file)."""
+
+    code = "bad_upload"
+    advice = "The upload could not be read: send the photos as multipart/form-data fields named 'file'."
+
+
 class ProtocolError(SharpmldError, ValueError):
     """A line between the daemon and the worker that is not a valid message."""
 
@@ -312,6 +346,13 @@ class DiskFull(WorkerImageError):
 
     code = "disk_full"
     advice = "The disk filled up while writing the outputs; the job waits until there is room."
+
+
+class PhotoGivenUp(WorkerImageError):
+    """Cluster mode: every worker that took this photo was lost on it, ``max_deliver`` times."""
+
+    code = "given_up"
+    advice = "Every worker that tried this photo stopped on it ({deliveries} tries); it was given up."
 
 
 def format_advice(cls: type[SharpmldError], **values: Any) -> str:

@@ -63,6 +63,8 @@ class DaemonContext(Protocol):
     def events(self) -> Observers: ...
     @property
     def held(self) -> HeldBack: ...
+    @property
+    def cluster(self) -> Any: ...  # the cluster intake, or None in the single-host mode
 
     def closed(self, run: JobRun, now: float) -> None:
         """The job left this daemon's hands (done, failed, handed back or released)."""

@@ -73,6 +73,7 @@ class JobRun:
     inputs: int = 0  # tasks from the job itself; video frames the worker adds come after
     owner: Owner | None = None  # the daemon running it, fenced before the job is closed
     cancel: dict[str, Any] | None = None  # the CANCEL request once seen (see daemon.cancelling)
+    started_photos: set[str] = field(default_factory=set)  # this try's ImageStarted, for progress
 
     def __post_init__(self) -> None:
         self.log = log.get().bind(job_id=self.job.job_id)
@@ -168,6 +169,7 @@ class JobRun:
     def on_event(self, event: Event) -> bool:
         """Apply one worker event about this job; True when the worker has finished it."""
         if isinstance(event, ImageStarted):
+            self.started_photos.add(event.rel)
             self.log.info("image started", image=event.rel)
         elif isinstance(event, ImageDone):
             entry = {"source": event.rel, "sha256": event.sha256, **event.result}
@@ -188,9 +190,20 @@ class JobRun:
         return False
 
     def _write_progress(self, current: Any = None) -> None:
-        done = len(self.images) + len(self.rejected_by_worker())
+        failed = self.rejected_by_worker()
+        photos = results.photo_states(
+            self.request,
+            done={str(i["source"]) for i in self.images},
+            failed={str(r["source"]) for r in failed},
+            started=self.started_photos,
+        )
         results.write_progress(
-            self.job, self.request, images_done=done, started=self.started, current=current
+            self.job,
+            self.request,
+            images_done=len(self.images) + len(failed),
+            started=self.started,
+            current=current,
+            photos=photos,
         )
 
     def rejected_by_worker(self) -> list[dict[str, Any]]:
@@ -210,6 +223,7 @@ class JobRun:
             self.outcome = OUTCOME_RETRY
             recovery.clean_outputs(self.job.path)
             self.images.clear()
+            self.started_photos.clear()
             self.rejected = [r for r in self.rejected if r not in self.rejected_by_worker()]
             if self.request is not None:  # the worker picks a video's frames again
                 self.request = dataclasses.replace(self.request, images=self.request.images[: self.inputs])

@@ -96,6 +96,11 @@ class Daemon:
             in_progress_hold=float(config.get("intake", "in_progress_seconds")),
         )
         self.waiter = waiter or Waiter()
+        cluster_url = str(config.get("cluster", "url"))
+        if supervisor is None and cluster_url:
+            from sharpmld.daemon.cluster.engine import RemoteEngine  # the models run on workers
+
+            supervisor = RemoteEngine()
         self.supervisor = supervisor if supervisor is not None else sv.Supervisor(config)
         polling = config.get("intake", "observer") == "polling"
         self.watcher = watcher or InboxWatcher(self.layout.inbox, self.waiter.poke, polling=polling)
@@ -113,6 +118,20 @@ class Daemon:
                 min_free_bytes=int(float(config.get("intake", "min_free_mb")) * MB),
             )
             observers.insert(0, self.metrics)
+        self.cluster: Any = None  # the cluster intake, with [cluster] url set
+        self.next_cluster_status = 0.0
+        if cluster_url and self.metrics is not None:
+            from sharpmld.observers.cluster_metrics import ClusterMetrics
+
+            observers.insert(1, ClusterMetrics(self.metrics))
+        self.events = Observers(observers, self.log)
+        if cluster_url:
+            # Imported here only: the single-host mode needs neither nats-py nor these modules.
+            from sharpmld.daemon.cluster.intake import ClusterIntake
+
+            self.cluster = ClusterIntake(
+                config, self.layout, self.owner, self.log, self.events, engine=lambda: engine_info(self)
+            )
         self.events = Observers(observers, self.log)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -151,6 +170,8 @@ class Daemon:
         self.hasher.start()
         self.housekeeping.start()
         self.supervisor.start(now)
+        if self.cluster is not None:
+            self.cluster.start(now)
         self.log.info(
             "daemon started",
             root=str(self.config.root),
@@ -182,6 +203,8 @@ class Daemon:
                 mishaps.release(self, run, exc)
             self.current = None
         self.supervisor.stop(grace=5.0)
+        if self.cluster is not None:
+            self.cluster.stop()
         self.watching.stop()
         self.housekeeping.stop()
         self.events.stop()
@@ -196,7 +219,8 @@ class Daemon:
     def timeout(self, now: float) -> float:
         """How long ``run`` may wait before the next step is due."""
         timeout = max(0.0, min(self.scan_due - now, MAX_WAIT))
-        if self.supervisor.state in (sv.BUSY, sv.STARTING, sv.STOPPING) or self.stopping.requested:
+        busy = self.supervisor.state in (sv.BUSY, sv.STARTING, sv.STOPPING) or self.stopping.requested
+        if busy or self.cluster is not None:  # the cluster's answers come as futures: look soon
             timeout = min(timeout, BUSY_WAIT)
         return max(timeout, min(self.quiet_until - now, MAX_WAIT))
 
@@ -247,7 +271,7 @@ class Daemon:
             if self.stopping.finished(now, in_flight=in_flight, between_attempts=self.redispatch):
                 self.finished = True  # stop() hands back a job still in flight
         elif self.burst and self.current is None and not self.scanner.entries.keys() - self.scanner.stuck:
-            self.finished = claiming.nothing_left(self)
+            self.finished = claiming.nothing_left(self) and (self.cluster is None or self.cluster.idle())
 
     def heartbeat_lease(self) -> None:
         """Refresh the lease on the job in flight, or raise ``LeaseLost`` if it is not ours."""
@@ -258,13 +282,26 @@ class Daemon:
 
     def _take_work(self, now: float) -> None:
         """Claim the next job when idle, or send the job in flight to a new worker."""
-        if self.current is None:
+        if self.cluster is not None:
+            self._take_work_for_cluster(now)
+        elif self.current is None:
             self.housekeeping.step(now)
             claimed = claiming.next_job(self, now)
             if claimed is not None:
                 self.begin(claimed, now)
         elif self.redispatch and self.supervisor.state == sv.READY:
             self._dispatch(now)
+
+    def _take_work_for_cluster(self, now: float) -> None:
+        """Cluster mode: claim and publish whatever is ready, finish what workers committed."""
+        assert self.cluster is not None
+        self.housekeeping.step(now)
+        if not self.paused_reason(now):
+            self.cluster.claim(self.ready, self.scanner, now)
+        self.cluster.step(now)
+        if now >= self.next_cluster_status:  # the broker's counts, for `sharpmld status`
+            self.next_cluster_status = now + 2.0
+            write_status(self)
 
     def _scan(self, now: float) -> None:
         interval = float(self.config.get("intake", "scan_interval_seconds"))
@@ -295,7 +332,10 @@ class Daemon:
 
     def paused_reason(self, now: float) -> str:
         """Why no job would be claimed now ("" when intake is open)."""
-        return claiming.paused_reason(self, now)
+        reason = claiming.paused_reason(self, now)
+        if not reason and self.cluster is not None and not self.cluster.connected:
+            reason = "broker_unavailable"
+        return reason
 
     # -- a job's passage ---------------------------------------------------------------------
 

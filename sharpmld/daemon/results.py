@@ -22,9 +22,41 @@ from sharpmld.queue.layout import PROGRESS_FILE, Layout
 from sharpmld.queue.lease import Owner
 from sharpmld.queue.record import Job, utcnow
 
+# The states of one photo in progress.json's ``photos``, in the order a photo goes through them.
+PHOTO_WAITING, PHOTO_WORKING, PHOTO_DONE, PHOTO_FAILED = "waiting", "working", "done", "failed"
+
+
+def photo_states(
+    request: JobRequest | None, *, done: set[str], failed: set[str], started: set[str]
+) -> list[dict[str, str]]:
+    """Each photo the worker was given, with where it stands, in the order the worker takes them.
+
+    A page that shows a job while it runs needs this per photo: a count alone cannot tell
+    which photo failed or which one the model is on. "Working" is every photo started and
+    not yet ended: the worker starts the next photo while the last one's files are written.
+    """
+    photos = []
+    for task in request.images if request else ():
+        if task.rel in done:
+            state = PHOTO_DONE
+        elif task.rel in failed:
+            state = PHOTO_FAILED
+        elif task.rel in started:
+            state = PHOTO_WORKING
+        else:
+            state = PHOTO_WAITING
+        photos.append({"source": task.rel, "state": state})
+    return photos
+
 
 def write_progress(
-    job: Job, request: JobRequest | None, *, images_done: int, started: float, current: Any = None
+    job: Job,
+    request: JobRequest | None,
+    *,
+    images_done: int,
+    started: float,
+    current: Any = None,
+    photos: list[dict[str, str]] | None = None,
 ) -> None:
     """Rewrite progress.json: how far the job in flight has come, and what it works on."""
     fsio.write_json(
@@ -35,6 +67,7 @@ def write_progress(
             "images_total": len(request.images) if request else 0,
             "images_done": images_done,
             "current": current,
+            "photos": photos or [],
             "attempt": len(job.record.history),
             "started_at": started,
         },

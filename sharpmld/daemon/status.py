@@ -36,6 +36,7 @@ def status(daemon: DaemonContext) -> dict[str, Any]:
     """The content of the status file for ``daemon``."""
     supervisor = daemon.supervisor
     current = daemon.current
+    extra = {"cluster": daemon.cluster.status()} if daemon.cluster is not None else {}
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -49,6 +50,7 @@ def status(daemon: DaemonContext) -> dict[str, Any]:
         "metrics_port": daemon.metrics.port if daemon.metrics is not None else None,
         "held_back": daemon.held.entries,
         "held_back_total": daemon.held.total,
+        **extra,
     }
 
 

@@ -92,6 +92,12 @@ class Observer:
     def on_worker(self, event: WorkerEvent) -> None:
         """The worker became ready or unavailable, was lost, or was recycled."""
 
+    def on_broker(self, *, connected: bool, counts: dict[str, int]) -> None:
+        """Cluster mode, once per step: the broker's connection and its last counts."""
+
+    def on_photos_settled(self, *, redeliveries: int, conflicts: int) -> None:
+        """Cluster mode: a job's photos were gathered; deliveries beyond the first, losers swept."""
+
 
 class Observers:
     """Fans every hook out to a list of observers, isolating their failures."""
@@ -135,3 +141,9 @@ class Observers:
 
     def on_worker(self, event: WorkerEvent) -> None:
         self._call("on_worker", event)
+
+    def on_broker(self, **kwargs: Any) -> None:
+        self._call("on_broker", **kwargs)
+
+    def on_photos_settled(self, **kwargs: Any) -> None:
+        self._call("on_photos_settled", **kwargs)

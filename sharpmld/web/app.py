@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from sharpmld.queue.jobid import is_job_id
+from sharpmld.web import icons, pages
 from sharpmld.web.jobs import find_job, list_jobs
 from sharpmld.web.paths import resolve_file
 from sharpmld.web.security import Guard
+from sharpmld.web.upload_receiver import UploadLimits
+from sharpmld.web.upload_routes import upload_routes
 
 # Our formats, so the browser and downloaders get a type rather than octet-stream guesses.
 CONTENT_TYPES = {
@@ -33,6 +37,13 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
 }
 
+# The pages' own assets, served by name from package data (no directory listing, no lookup by path).
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_FILES = {
+    "app.css": "text/css; charset=utf-8",
+    "queue.js": "text/javascript; charset=utf-8",
+}
+
 
 @dataclass(frozen=True)
 class Actions:
@@ -43,8 +54,11 @@ class Actions:
     cancel: Callable[[str, bool], tuple[str, Path] | None]
 
 
-def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str | None) -> Guard:
-    """The whole app for one root, bound as ``host:port`` (the guard needs to know the name)."""
+def create_app(
+    root: Path, actions: Actions, *, host: str, port: int, token: str | None, limits: UploadLimits
+) -> Guard:
+    """The whole app for one root, bound as ``host:port`` (the guard needs to know the name);
+    uploads are held to ``limits``, the intake's own."""
 
     async def api_jobs(request: Request) -> Response:
         return JSONResponse({"jobs": list_jobs(root)})
@@ -87,8 +101,47 @@ def create_app(root: Path, actions: Actions, *, host: str, port: int, token: str
         kind = CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0]
         return FileResponse(path, media_type=kind or "application/octet-stream")
 
+    # --- HTML pages and their static assets ---
+    async def queue_page(request: Request) -> Response:
+        return HTMLResponse(pages.render_queue(list_jobs(root), actions.status()))
+
+    async def job_page(request: Request) -> Response:
+        job = find_job(root, request.path_params["job_id"])
+        if job is None:
+            return HTMLResponse("<!DOCTYPE html><title>Not found</title><p>No such job.</p>", 404)
+        return HTMLResponse(pages.render_job(job))
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name])
+
+    async def web_manifest(request: Request) -> Response:
+        return Response(icons.manifest(), media_type="application/manifest+json")
+
+    async def icon(request: Request) -> Response:
+        name = request.path_params["name"]
+        sizes = {f"icon-{s}.png": s for s in icons.SIZES}
+        if name not in sizes:
+            return Response("not found", status_code=404, media_type="text/plain")
+        # Drawn once per process in pure Python: off the event loop, so no request waits on it.
+        png = await run_in_threadpool(icons.icon_png, sizes[name])
+        return Response(png, media_type="image/png", headers={"cache-control": "max-age=86400"})
+
+    page_routes = [
+        Route("/", queue_page, methods=["GET"]),
+        Route("/manifest.webmanifest", web_manifest, methods=["GET"]),
+        Route("/icons/{name}", icon, methods=["GET"]),
+        Route("/jobs/{job_id}", job_page, methods=["GET"]),
+        Route("/static/{name}", static, methods=["GET", "HEAD"]),
+    ]
+    # --- end of HTML pages ---
+
     app = Starlette(
         routes=[
+            *upload_routes(root, limits),
+            *page_routes,
             Route("/api/jobs", api_jobs, methods=["GET"]),
             Route("/api/jobs/{job_id}", api_job, methods=["GET"]),
             Route("/api/jobs/{job_id}/retry", api_retry, methods=["POST"]),

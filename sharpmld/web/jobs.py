@@ -11,6 +11,7 @@ from sharpmld.intake.names import is_in_progress, is_junk
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import (
     ERROR_JSON,
+    INPUT_DIR,
     JOB_FILE,
     PROGRESS_FILE,
     RESULT_FILE,
@@ -29,7 +30,7 @@ def _json(path: Path) -> dict[str, Any]:
 
 def _summary(layout: Layout, state: str, name: str) -> dict[str, Any]:
     path = layout.state(state) / name
-    job: dict[str, Any] = {"id": name, "state": state, "name": name}
+    job: dict[str, Any] = {"id": name, "state": state, "name": name, "photos": _photo_count(path)}
     if state == "inbox":
         return job
     record = _json(path / JOB_FILE)
@@ -43,6 +44,18 @@ def _summary(layout: Layout, state: str, name: str) -> dict[str, Any]:
         error = _json(path / ERROR_JSON)
         job["error"] = {"code": error.get("code"), "message": error.get("message")}
     return job
+
+
+def _photo_count(path: Path) -> int:
+    """The photos a job holds: its ``input/`` once claimed, the folder itself in the inbox."""
+    folder = path / INPUT_DIR if (path / INPUT_DIR).is_dir() else path
+    if not folder.is_dir() or folder.is_symlink():
+        return 1 if path.is_file() else 0
+    count = 0
+    for _top, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if not is_junk(d)]
+        count += sum(1 for f in files if not is_junk(f) and not is_in_progress(f))
+    return count
 
 
 def list_jobs(root: Path) -> list[dict[str, Any]]:

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from sharpmld.cluster.broker import Broker, Settings
+from tests.cluster.standin import WAIT, Worker
+from tests.support import harness
+
 BINARY = str(Path(sys.executable).parent / "nats-server")
 if not Path(BINARY).exists():
     BINARY = shutil.which("nats-server") or ""
@@ -65,3 +69,43 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.kill()
+
+
+# -- for the cluster workers' tests: a root, the stand-in intake's connection, the workers --
+
+ACK_WAIT = 3.0
+
+
+@pytest.fixture
+def cluster_root(tmp_path: Path, checkpoint: Path) -> Path:
+    root = tmp_path / "root"
+    harness.write_config(root, checkpoint, cluster={"ack_wait_seconds": ACK_WAIT, "max_deliver": 5})
+    for state in ("inbox", "working", "done", "failed"):
+        (root / state).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def intake(nats_server: NatsServer) -> Iterator[Broker]:
+    """The stand-in intake's broker connection (it also sets the stream and consumers up)."""
+    b = Broker(Settings(nats_server.url, ack_wait=ACK_WAIT, max_deliver=5))
+    b.start().result(WAIT)
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    yield started
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+def hold(tmp_path: Path) -> Path:
+    """The folder through which the tiny model says it is mid-inference, and is held there."""
+    folder = tmp_path / "hold"
+    folder.mkdir()
+    (folder / "hold").touch()
+    return folder

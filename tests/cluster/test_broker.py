@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from sharpmld.cluster import broker as broker_module
 from sharpmld.cluster.broker import Broker, Delivery, Settings
+from sharpmld.core.errors import BrokerNotReady
 from tests.cluster.conftest import NatsServer
 
 WAIT = 10.0  # seconds any one broker answer may take on this machine
@@ -84,3 +87,53 @@ def test_published_photos_survive_a_broker_killed_and_restarted(
     nats_server.start()  # same port, same store: the client reconnects by itself
     got = broker.fetch(2.0).result(WAIT * 3)
     assert got is not None and got.data == b"kept"
+
+
+def test_a_worker_binds_to_the_intakes_consumers_without_changing_them(
+    nats_server: NatsServer, broker: Broker
+) -> None:
+    worker = Broker(Settings(nats_server.url, ack_wait=300.0, max_deliver=9, define=False))
+    worker.start().result(WAIT)
+    try:
+        assert worker.ack_wait == 1.0, "the worker must heartbeat by the server's ack_wait"
+        again = Broker(Settings(nats_server.url, ack_wait=1.0))  # the intake, restarted
+        again.start().result(WAIT)
+        assert again.ack_wait == 1.0, "a worker changed the cluster's ack_wait"
+        again.stop()
+        broker.publish("normal", "job-1", "a.jpg", b"x").result(WAIT)
+        got = fetch(worker)
+        assert got is not None and got.msg_id == "job-1/a.jpg"
+    finally:
+        worker.stop()
+
+
+def test_a_worker_before_any_intake_is_told_the_broker_is_not_ready(nats_server: NatsServer) -> None:
+    worker = Broker(Settings(nats_server.url, define=False))
+    try:
+        with pytest.raises(BrokerNotReady):
+            worker.start().result(WAIT)
+    finally:
+        worker.stop()
+
+
+class _Later:
+    """The broker module's clock, 100 s ahead: the photo published now looks 100 s old."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + 100.0
+
+
+def test_the_oldest_photo_not_yet_done_is_aged_from_its_publish_time(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert broker.pending().result(WAIT)["oldest_age_seconds"] == 0  # nothing on the stream
+    broker.publish("normal", "job-1", "a.jpg", b"1").result(WAIT)
+    broker.publish("high", "job-2", "a.jpg", b"2").result(WAIT)
+    monkeypatch.setattr(broker_module, "time", _Later)
+    assert 99 <= broker.pending().result(WAIT)["oldest_age_seconds"] <= 160
+    for _ in range(2):  # once both are acked, nothing is pending however old the stream is
+        got = fetch(broker)
+        assert got is not None
+        got.ack().result(WAIT)
+    assert broker.pending().result(WAIT)["oldest_age_seconds"] == 0

@@ -19,6 +19,7 @@ from sharpmld.daemon.loop import Daemon
 from sharpmld.protocol import (
     ImageDone,
     ImageFailed,
+    ImageStarted,
     JobDone,
     JobRequest,
     SupervisorEvent,
@@ -109,6 +110,17 @@ class FakeWorker:
                 self._events.append(failed)
         self._events.append(JobDone(request.job_id))
         self.state = sv.READY
+
+    def start_image(self, index: int) -> None:
+        """Report that the worker began one image of the last job sent."""
+        request = self.sent[-1]
+        self._events.append(ImageStarted(request.job_id, request.images[index].rel, index))
+
+    def fail_image(self, index: int, code: str = "decode_failed") -> None:
+        """Report one image of the last job sent as refused by the worker; the job goes on."""
+        request = self.sent[-1]
+        task = request.images[index]
+        self._events.append(ImageFailed(request.job_id, task.rel, index, code, "the worker says no"))
 
     def finish_image(self, index: int) -> None:
         """Report one image of the last job sent as done; the job goes on."""

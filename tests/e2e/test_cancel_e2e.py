@@ -31,24 +31,32 @@ def _inputs(job: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("now", [False, True])
 def test_cancel_stops_a_running_job_and_it_ends_in_failed_as_cancelled(
-    root: Path, daemons: list[Daemon], now: bool
+    root: Path, daemons: list[Daemon], tmp_path: Path, now: bool
 ) -> None:
+    """Photo 1 runs freely; photo 2 is held at the stand-in model's gate while the cancel is
+    asked for, so the boundary is known: a plain cancel keeps photos 1 and 2, --now only 1."""
     before = _drop(root, "slow", count=4)
-    d = Daemon(root, extra_env={"TINY_SHARP_SLEEP": "1.5"})
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "go-1").touch()
+    d = Daemon(root, extra_env={"TINY_SHARP_GATE": str(gate)})
     daemons.append(d)
     d.wait_logged("image done")
+    wait_for(lambda: (gate / "called-2").exists(), 60, lambda: d.text()[-2000:])
     (working,) = jobs(root, "working")
     proc = harness.cli(root, "cancel", "--root", str(root), *(["--now"] if now else []), working.name)
     assert proc.returncode == 0, proc.stderr
     assert "cancel requested" in proc.stdout
+    (gate / "go-2").touch()  # photo 2 may finish now; a --now cancel has already stopped it
     (failed,) = wait_for(lambda: jobs(root, "failed"), 60, lambda: d.text()[-2000:])
     error = json.loads((failed / "error.json").read_text())
     assert error["code"] == "cancelled" and error["details"] == {"by": "cli", "now": now}
     images = json.loads((failed / "result.json").read_text())["images"]
-    assert 1 <= len(images) < 4  # the finished photos are listed, the rest never ran
+    assert len(images) == (1 if now else 2)  # the finished photos are listed, the rest never ran
     assert _inputs(failed) == before
     assert not jobs(root, "done") and not any((root / "working").iterdir())
     # The daemon goes on: a new job is processed on a fresh (or the same) worker.
+    (gate / "open").touch()
     _drop(root, "after", count=1)
     wait_for(lambda: jobs(root, "done"), 90, lambda: d.text()[-2000:])
 

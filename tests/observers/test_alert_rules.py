@@ -30,6 +30,9 @@ MUTATIONS = {
     "SharpmldSlowJobs": ("> 900", "> 1500"),
     "SharpmldLowDisk": ("< 2 *", "< 1.4 *"),
     "SharpmldWorkerMemoryHigh": ("> 0.9 *", "> 0.95 *"),
+    "SharpmldNoClusterWorkers": ("connected == 0 and", "connected == 2 and"),
+    "SharpmldHighRedeliveryRate": ("* 60 > 1", "* 60 > 4"),
+    "SharpmldOldestPhotoPending": ("> 1800", "> 3600"),
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
+from sharpmld.observers.cluster_metrics import ClusterMetrics
 from sharpmld.observers.metrics import Metrics
 from sharpmld.queue.layout import Layout
 
@@ -52,6 +53,10 @@ EXPECTED_PANELS = {
     "Time since last scan": ("stat", "s"),
     "Free disk": ("stat", "decbytes"),
     "Build info": ("table", "none"),
+    "Workers connected by host": ("timeseries", "short"),
+    "Photos on the broker": ("timeseries", "short"),
+    "Oldest photo not yet done": ("timeseries", "s"),
+    "Redeliveries and commit conflicts": ("timeseries", "opm"),
 }
 
 # Alert -> severity: the alerts agreed on, and which of them page (critical). What makes each
@@ -65,6 +70,9 @@ EXPECTED_ALERTS = {
     "SharpmldSlowJobs": "warning",
     "SharpmldLowDisk": "warning",
     "SharpmldWorkerMemoryHigh": "warning",
+    "SharpmldNoClusterWorkers": "critical",
+    "SharpmldHighRedeliveryRate": "warning",
+    "SharpmldOldestPhotoPending": "warning",
 }
 
 # Words of PromQL that look like identifiers but are not metric names. Functions are also
@@ -112,7 +120,9 @@ def exposed_names(tmp_path: Path) -> set[str]:
         "info": ("_info",),
     }
     names = {"up"}
-    for family in Metrics(Layout(tmp_path)).registry.collect():
+    metrics = Metrics(Layout(tmp_path))
+    ClusterMetrics(metrics)  # the intake's cluster families, registered in cluster mode only
+    for family in metrics.registry.collect():
         names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
         names.update(sample.name for sample in family.samples)
     return names

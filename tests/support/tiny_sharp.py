@@ -7,6 +7,12 @@ Test hooks (read from the environment of the worker, so a test can provoke a mis
 engine without a special build): an input whose top-left pixel is pure magenta makes the
 forward pass kill its process; pure cyan makes it hang; pure yellow makes it allocate memory
 until stopped. ``TINY_SHARP_SLEEP`` adds a fixed delay to every forward pass.
+``TINY_SHARP_HOLD`` names a folder: each forward pass says so there (``<pid>.running``) and
+then waits while a file ``hold`` exists in it, so a test can kill or pause a worker that is
+known to be mid-inference, and let the pass go on by removing the file.
+``TINY_SHARP_GATE=DIR`` holds each forward pass until the test lets it go: pass number N
+(counted across worker processes) creates ``DIR/called-N`` and waits for ``DIR/go-N`` or
+``DIR/open``, so a test sees a job mid-photo for as long as it needs, with no timing guess.
 """
 
 from __future__ import annotations
@@ -89,8 +95,37 @@ def _probe_network() -> None:
         f.write(outcome + "\n")
 
 
+def _hold() -> None:
+    folder = os.environ.get("TINY_SHARP_HOLD")
+    if not folder:
+        return
+    with open(os.path.join(folder, f"{os.getpid()}.running"), "a") as f:
+        f.write("forward\n")
+    while os.path.exists(os.path.join(folder, "hold")):
+        time.sleep(0.02)  # the model's own pause, polled; the test waits on files, not time
+
+
+def _hold_at_gate() -> None:
+    """With TINY_SHARP_GATE set, take the next pass number and wait until it is let through."""
+    gate = os.environ.get("TINY_SHARP_GATE")
+    if not gate:
+        return
+    n = 1
+    while True:
+        try:
+            os.close(os.open(os.path.join(gate, f"called-{n}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            n += 1
+    go, everyone = os.path.join(gate, f"go-{n}"), os.path.join(gate, "open")
+    while not (os.path.exists(go) or os.path.exists(everyone)):
+        time.sleep(0.02)
+
+
 def _misbehave(image: torch.Tensor) -> None:
     _probe_network()
+    _hold()
+    _hold_at_gate()
     delay = float(os.environ.get("TINY_SHARP_SLEEP", "0"))
     if delay:
         time.sleep(delay)
