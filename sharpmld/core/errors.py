@@ -60,6 +60,16 @@ class SandboxUnavailable(EngineUnavailable):
     )
 
 
+class ClaimRefused(SharpmldError):
+    """The system refused the rename that claims an inbox entry; the entry stays where it is."""
+
+    code = "not_writable"
+    advice = (
+        "The daemon's user cannot move this entry out of the inbox (moving a folder needs "
+        "write permission on it). Make that user its owner, or give it write access."
+    )
+
+
 class ImageRejected(SharpmldError):
     """One input image cannot be used; the rest of its job goes on."""
 
@@ -129,6 +139,16 @@ class NotRegularFile(ImageRejected):
 
     code = "not_regular_file"
     advice = "Symbolic links, devices and pipes are not accepted. Copy the image itself."
+
+
+class PermissionDenied(ImageRejected):
+    """A file or folder in the job the daemon's user may not read: left out, and named."""
+
+    code = "permission_denied"
+    advice = (
+        "The daemon's user ({user}) cannot read this {what}. Give it read access "
+        "(chmod -R u+rX), or make that user its owner (chown -R {user}), then drop the job again."
+    )
 
 
 class DecodeFailed(ImageRejected):
@@ -350,6 +370,7 @@ IMAGE_ERRORS: dict[str, type[ImageRejected]] = {
         EmptyFile,
         FileTooLarge,
         NotRegularFile,
+        PermissionDenied,
         NotDownloaded,
         DecodeFailed,
         ImageTooLarge,

@@ -46,9 +46,13 @@ def fit_name(name: str, room: int = MAX_NAME_BYTES) -> str:
     return os.fsdecode(cut)
 
 
-def temp_name_for(path: Path) -> Path:
-    """A unique hidden sibling of ``path``; recognisable so that recovery can sweep it."""
-    prefix = f"{TEMP_PREFIX}{secrets.token_hex(4)}-"
+def temp_name_for(path: Path, tag: str = "") -> Path:
+    """A unique hidden sibling of ``path``; recognisable so that recovery can sweep it.
+
+    ``tag`` (a writer's ``Owner.tag()``) goes into the name where nothing else records who
+    writes there, so that a sweep can tell a killed writer's leftover from a write under way.
+    """
+    prefix = f"{TEMP_PREFIX}{secrets.token_hex(4)}-" + (f"{tag}-" if tag else "")
     return path.with_name(prefix + fit_name(path.name, MAX_NAME_BYTES - len(prefix)))
 
 
@@ -166,12 +170,13 @@ def _replace_or_remove(source: Path, target: Path, *, remove: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_writer(path: Path, mode: str = "wb", *, tag: str = "") -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; on success fsync it and rename it into place.
 
-    On any exception the temp file is removed and ``path`` is untouched.
+    On any exception the temp file is removed and ``path`` is untouched (a kill leaves it:
+    ``tag`` is as for ``temp_name_for``).
     """
-    tmp = temp_name_for(path)
+    tmp = temp_name_for(path, tag)
     f = open(tmp, mode)  # noqa: SIM115 - closed below on every path
     try:
         yield f
@@ -187,15 +192,15 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     fsync_dir(path.parent)
 
 
-def write_bytes(path: Path, data: bytes | memoryview) -> None:
+def write_bytes(path: Path, data: bytes | memoryview, *, tag: str = "") -> None:
     """Write ``data`` to ``path`` atomically and durably."""
-    with atomic_writer(path) as f:
+    with atomic_writer(path, tag=tag) as f:
         f.write(data)
 
 
-def write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str, *, tag: str = "") -> None:
     """Write UTF-8 ``text`` to ``path`` atomically and durably (undecodable bytes escaped)."""
-    write_bytes(path, text.encode("utf-8", "backslashreplace"))
+    write_bytes(path, text.encode("utf-8", "backslashreplace"), tag=tag)
 
 
 def to_json(obj: Any, indent: int | None = 2) -> str:
@@ -209,6 +214,6 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
     return text
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any, *, tag: str = "") -> None:
     """Write ``obj`` as indented JSON atomically and durably."""
-    write_text(path, to_json(obj) + "\n")
+    write_text(path, to_json(obj) + "\n", tag=tag)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sharpmld.core.errors import ClaimRefused
 from sharpmld.daemon.context import DaemonContext
 from sharpmld.intake.names import is_in_progress, is_junk
+from sharpmld.intake.scanner import NOT_WRITABLE
 from sharpmld.queue import recovery
 from sharpmld.queue.claim import claim
 from sharpmld.queue.record import Job
@@ -54,7 +56,13 @@ def next_job(daemon: DaemonContext, now: float) -> Claimed | None:
     while daemon.ready:
         entry = daemon.ready.pop(0)
         daemon.scanner.forget(entry.name)
-        job = claim(daemon.layout, entry.name, daemon.owner, priority=entry.priority)
+        try:
+            job = claim(daemon.layout, entry.name, daemon.owner, priority=entry.priority)
+        except ClaimRefused:
+            # Renaming a folder needs write permission on it: hold it, say so once.
+            daemon.scanner.refuse(entry.name, NOT_WRITABLE)
+            daemon.held.report(daemon.scanner, daemon.log)
+            continue
         if job is None:
             continue  # another daemon on this root took it first
         daemon.log.info("job claimed", job_id=job.job_id, original_name=entry.name)
@@ -82,12 +90,14 @@ def adopt_orphan(daemon: DaemonContext) -> Job | None:
 
 
 def nothing_left(daemon: DaemonContext) -> bool:
-    """Burst mode ends when nothing waits anywhere this daemon could act on."""
+    """Burst mode ends when nothing waits anywhere this daemon could act on (an entry it cannot
+    read or move waits for a person, not for this run)."""
     try:
         names = os.listdir(daemon.layout.inbox)
     except FileNotFoundError:
         names = []
-    if any(not (is_junk(n) or is_in_progress(n)) for n in names):
+    stuck = daemon.scanner.stuck
+    if any(not (is_junk(n) or is_in_progress(n) or n in stuck) for n in names):
         return False
     orphans = recovery.find_orphans(daemon.layout, daemon.owner, lease_timeout=daemon.lease_timeout)
     return next(orphans, None) is None

@@ -9,11 +9,14 @@ import time
 from pathlib import PurePosixPath
 from typing import Any
 
+from sharpmld.core.users import effective_user
 from sharpmld.intake.scanner import (
     FINDER_COPYING,
     IN_PROGRESS,
     NO_READY_MARKER,
+    NOT_WRITABLE,
     TEMP_NAME,
+    UNREADABLE,
     Held,
     InboxScanner,
 )
@@ -36,10 +39,24 @@ def held_message(held: Held, scanner: InboxScanner) -> str:
         )
     if held.reason == NO_READY_MARKER:
         return f"waits for a file named {scanner.marker} in it ([intake] ready_marker)"
+    if held.reason == UNREADABLE:
+        return (
+            f"the daemon's user ({_user()}) cannot read it: give it read access "
+            f"(chmod -R u+rX, or chown -R {_user()} it); taken once it can"
+        )
+    if held.reason == NOT_WRITABLE:
+        return (
+            f"the daemon's user ({_user()}) cannot move it (moving a folder needs write "
+            f"permission on it): chown -R {_user()} it or chmod u+w it; taken once it can"
+        )
     if held.reason == TEMP_NAME:
         suffix = PurePosixPath(held.name).suffix or "the temporary ending"
         return f"named like a copy still arriving: never taken; rename it without {suffix} when complete"
     return f"settling: taken after {scanner.settle:g} s unchanged ([intake] settle_seconds)"
+
+
+def _user() -> str:
+    return effective_user()
 
 
 class HeldBack:
@@ -49,6 +66,17 @@ class HeldBack:
         self.entries: list[dict[str, Any]] = []
         self.total = 0
         self._key: tuple[Any, ...] = ()
+        self._said: dict[str, str] = {}  # stuck entries already logged, so each is said once
+
+    def report(self, scanner: InboxScanner, log: Any) -> None:
+        """Log each entry that is newly stuck (unreadable, not movable) once, with the fix."""
+        for name, reason in scanner.stuck.items():
+            if self._said.get(name) != reason:
+                held = Held(name, reason, None, name)
+                log.warning(
+                    "inbox entry held back", name=name, reason=reason, why=held_message(held, scanner)
+                )
+        self._said = dict(scanner.stuck)
 
     def update(self, scanner: InboxScanner, now: float) -> bool:
         """Take the scanner's view at scan time ``now``; True if it differs from the last one."""

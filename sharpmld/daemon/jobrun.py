@@ -131,7 +131,7 @@ class JobRun:
             formats=tuple(self.formats),
             f_px=self.spec.f_px,
             video_frames=self.spec.video_frames or int(cfg.get("video", "frames")),
-            cache_dir=str(self.layout.state_dir / "cache") if cfg.get("cache", "enabled") else None,
+            cache_dir=str(self.layout.state_dir / cache.CACHE_DIR) if cfg.get("cache", "enabled") else None,
             cache_salt=cache.salt(
                 checkpoint_sha256=self.engine.get("checkpoint_sha256"),
                 factory=str(self.engine.get("model")),
@@ -285,7 +285,7 @@ class JobRun:
         self._fence()
         results.publish(self.job.path, self.result(state), index=state == OUTCOME_DONE, log=self.log)
         if state == OUTCOME_DONE:
-            results.remember_outputs(self.layout, self.job, self.request, self.images, self.log)
+            results.remember_outputs(self.layout, self.job, self.request, self.images, self.log, self.owner)
         self.log.info("job finished", state=state, images=len(self.images), rejected=len(self.rejected))
         self.job = transitions.finish(self.layout, self.job, state)
         log.detach_job_log(self.job.job_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -37,8 +38,9 @@ from sharpmld.intake.watcher import InboxWatcher
 from sharpmld.observers.events import DaemonFacts, Observer, Observers
 from sharpmld.observers.metrics import Metrics
 from sharpmld.observers.notify import Notifier
+from sharpmld.queue import cache_index
 from sharpmld.queue.layout import Layout
-from sharpmld.queue.lease import LeaseLost, Owner, holds, write_lease
+from sharpmld.queue.lease import LeaseLost, Owner, holds, server_time, write_lease
 from sharpmld.queue.record import Job
 from sharpmld.supervisor import supervisor as sv
 from sharpmld.supervisor.checkpoint import CheckpointHasher
@@ -180,6 +182,11 @@ class Daemon:
         )
         self.events.start(self.facts(now))
         sweep_dead_status(self.layout.state_dir)
+        cache_index.sweep_leftovers(
+            self.layout.state_dir / cache_index.CACHE_DIR,
+            server_now=server_time(self.layout.state_dir, self.owner),
+            stale_after=self.lease_timeout,
+        )
         write_status(self)
         sweep_targets(self.layout.state_dir)  # after our own status file exists
 
@@ -227,12 +234,13 @@ class Daemon:
         """One iteration of work at time ``now``; returns at once when nothing is due."""
         if self.finished or now < self.quiet_until:
             return
-        try:
-            self._step(now)
-        except LeaseLost:  # another daemon adopted the job while this one was paused
-            mishaps.taken_over(self, now)
-        except Exception as exc:  # a bug must cost one job, never the daemon
-            mishaps.on_step_error(self, exc, now)
+        for part in (self._step, self._finish_if_done):  # a failing scan must not block a stop
+            try:
+                part(now)
+            except LeaseLost:  # another daemon adopted the job while this one was paused
+                mishaps.taken_over(self, now)
+            except Exception as exc:  # a bug must cost one job, never the daemon
+                mishaps.on_step_error(self, exc, now)
 
     def _step(self, now: float) -> None:
         self.stopping.step(now)
@@ -255,11 +263,14 @@ class Daemon:
             self.paused = facts.paused_reason
             write_status(self)
         self.events.step(facts, now)
+
+    def _finish_if_done(self, now: float) -> None:
+        """Apart from ``_step``, so that a stop request is honoured even when work raises."""
         if self.stopping.requested:
             in_flight = self.current is not None
             if self.stopping.finished(now, in_flight=in_flight, between_attempts=self.redispatch):
                 self.finished = True  # stop() hands back a job still in flight
-        elif self.burst and self.current is None and not self.scanner.entries:
+        elif self.burst and self.current is None and not self.scanner.entries.keys() - self.scanner.stuck:
             self.finished = claiming.nothing_left(self) and (self.cluster is None or self.cluster.idle())
 
     def heartbeat_lease(self) -> None:
@@ -293,8 +304,11 @@ class Daemon:
             write_status(self)
 
     def _scan(self, now: float) -> None:
+        interval = float(self.config.get("intake", "scan_interval_seconds"))
+        self.scan_due = now + interval  # a scan that raises is not retried at once
         started = time.perf_counter()
         self.ready = self.scanner.scan(now)
+        self.held.report(self.scanner, self.log)
         note_scan(self, now)
         entries = self.scanner.entries.values()
         self.events.on_scan(
@@ -302,8 +316,8 @@ class Daemon:
             waiting=len(self.ready),
             settling=self.scanner.settling,
             oldest_age=max((now - e.first_seen for e in entries), default=0.0),
+            stuck=Counter(self.scanner.stuck.values()),
         )
-        interval = float(self.config.get("intake", "scan_interval_seconds"))
         due = self.scanner.next_due()
         self.scan_due = min(now + interval, due) if due is not None else now + interval
 

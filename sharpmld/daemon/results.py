@@ -19,6 +19,7 @@ from sharpmld.daemon import index_page, report
 from sharpmld.protocol import JobRequest
 from sharpmld.queue import cache_index as cache
 from sharpmld.queue.layout import PROGRESS_FILE, Layout
+from sharpmld.queue.lease import Owner
 from sharpmld.queue.record import Job, utcnow
 
 # The states of one photo in progress.json's ``photos``, in the order a photo goes through them.
@@ -118,7 +119,12 @@ def publish(job_dir: Path, content: dict[str, Any], *, index: bool, log: Any) ->
 
 
 def remember_outputs(
-    layout: Layout, job: Job, request: JobRequest | None, images: list[dict[str, Any]], log: Any
+    layout: Layout,
+    job: Job,
+    request: JobRequest | None,
+    images: list[dict[str, Any]],
+    log: Any,
+    owner: Owner | None = None,
 ) -> None:
     """Index this job's outputs for reuse, at the place they will have in done/."""
     if request is None or not request.cache_dir:
@@ -137,6 +143,6 @@ def remember_outputs(
         entry = {k: v for k, v in image.items() if k not in ("outputs", "timings", "source")}
         entry.update(job_id=job.job_id, stem=stems[image["source"]], outputs=outputs)
         try:
-            cache.store(Path(request.cache_dir), key, entry)
+            cache.store(Path(request.cache_dir), key, entry, owner=owner)
         except OSError as exc:
             log.warning("could not index outputs for reuse", error=str(exc))

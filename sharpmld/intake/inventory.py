@@ -21,6 +21,7 @@ from sharpmld.core.errors import (
     JobTooLarge,
     NotDownloaded,
     NotRegularFile,
+    PermissionDenied,
     SharpmldError,
     TooManyEntries,
     TooManyImages,
@@ -30,6 +31,7 @@ from sharpmld.core.errors import (
 )
 from sharpmld.core.macos import icloud_original
 from sharpmld.core.units import MB
+from sharpmld.core.users import effective_user
 from sharpmld.intake.magic import DESCRIBE_BYTES, describe_other, sniff
 from sharpmld.intake.names import JOB_TOML, is_in_progress, is_junk
 from sharpmld.intake.walk import DIR_FLAGS, OPEN_FLAGS, walk
@@ -116,6 +118,8 @@ def _classify(
         got = _read_head(dir_fd, name, max(limit, video_limit))
     except FileNotFoundError:
         return None
+    except PermissionError:
+        return _denied(rel, is_dir=False)
     except OSError as exc:
         message = f"The file could not be opened ({exc.strerror or exc}). Please copy it again."
         return Rejection(rel, DecodeFailed.code, message)
@@ -172,7 +176,8 @@ def inventory(
         return _check_job(inv, max_job_bytes, max_images)
 
     root_fd = os.open(root, DIR_FLAGS)
-    walker = walk(root_fd, "", 1, max_depth + 1, max_entries + 1)
+    denied: list[tuple[str, bool]] = []
+    walker = walk(root_fd, "", 1, max_depth + 1, max_entries + 1, denied)
     try:
         count = 0
         for rel, name, st, dir_fd, depth in walker:
@@ -199,10 +204,19 @@ def inventory(
     finally:
         walker.close()  # closes the subfolder descriptors even when a limit stopped the walk
         os.close(root_fd)
+    for rel, is_dir in denied:
+        _add(inv, _denied(rel, is_dir=is_dir))
     inv.images.sort(key=lambda c: c.rel)
     inv.rejected.sort(key=lambda r: r.rel)
     inv.ignored.sort()
     return _check_job(inv, max_job_bytes, max_images)
+
+
+def _denied(rel: str, *, is_dir: bool) -> Rejection:
+    """Something in the job this user may not read: named, with who and how to fix it."""
+    user = effective_user()
+    what = "folder (nothing in it was used)" if is_dir else "file"
+    return Rejection(rel, PermissionDenied.code, format_advice(PermissionDenied, user=user, what=what))
 
 
 def _not_downloaded(rel: str, name: str) -> Rejection | None:

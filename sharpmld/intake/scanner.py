@@ -33,6 +33,9 @@ FINDER_COPYING = "finder_copying"
 """Why an entry is held back: still changing; holding a file whose name says it is still
 arriving; a folder without the configured ready marker; a top-level entry with such a name
 (never taken under that name); holding a file Finder marks as being copied."""
+UNREADABLE, NOT_WRITABLE = "unreadable", "not_writable"
+"""Why an entry is stuck until someone fixes its permissions: this user cannot read it (or
+list the folder); or cannot move the folder (renaming a folder needs write permission on it)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,11 @@ class InboxScanner:
         self.entries: dict[str, Entry] = {}
         self.temp_names: list[str] = []
         """Top-level names that say a copy is still arriving, as of the last scan."""
+        self.stuck: dict[str, str] = {}
+        """Entries this user cannot read or move, and why, as of the last scan."""
+        self.refused: dict[str, tuple[str, float]] = {}
+        """Entries whose claim was refused (reason, ``st_ctime`` then): held until the entry's
+        ownership or mode changes (which changes its ctime), not retried every scan."""
 
     def scan(self, now: float) -> list[Entry]:
         """Rescan the inbox; return the ready entries, highest priority then oldest first."""
@@ -95,6 +103,7 @@ class InboxScanner:
         except FileNotFoundError:
             listing = []
         self.temp_names = sorted(d.name for d in listing if is_in_progress(d.name) and not is_junk(d.name))
+        self.stuck = {}
         for dirent in listing:
             name = dirent.name
             if is_junk(name) or is_in_progress(name):
@@ -103,29 +112,76 @@ class InboxScanner:
                 st = dirent.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
+            except OSError:
+                st = None
             seen.add(name)
-            is_dir = stat.S_ISDIR(st.st_mode)
-            signature = tree_signature(dirent.path, self.max_entries, st)
-            entry = self.entries.get(name)
-            if entry is None or entry.signature != signature or entry.is_dir != is_dir:
-                entry = Entry(name, is_dir, signature, now, entry.first_seen if entry else now, st.st_mtime)
-                self.entries[name] = entry
-            settled = self._is_ready(entry, now)
-            # Only a tree about to be taken pays for the look-up; Finder's markers change no
-            # size or mtime, so they are looked at again on every scan until they are gone.
-            entry.finder_copying = self._finder_copying(Path(dirent.path), entry) if settled else ""
-            entry.ready = settled and not entry.finder_copying
-            if entry.ready and entry.ready_at is None:
-                entry.ready_at = now
-            if entry.ready and entry.is_dir and not entry.priority_read:
-                # job.toml is part of the signature: if it changes, the entry is new again.
-                entry.priority = peek_priority(self.inbox / name)
-                entry.priority_read = True
+            try:
+                reason = self._stuck_reason(dirent.path, name, st) or self._update(dirent, st, now)
+            except FileNotFoundError:
+                reason = ""  # gone since the listing: the next scan forgets it
+            except OSError:
+                reason = UNREADABLE  # one entry's trouble stays with that entry
+            if reason:
+                self.stuck[name] = reason  # kept as an entry, so a later fix starts it settled
+        for gone in set(self.refused) - seen:
+            del self.refused[gone]
         for gone in set(self.entries) - seen:
             del self.entries[gone]
-        ready = [e for e in self.entries.values() if e.ready]
+        ready = [e for e in self.entries.values() if e.ready and e.name not in self.stuck]
         ready.sort(key=lambda e: (-e.priority, e.mtime, e.name))
         return ready
+
+    def _update(self, dirent: os.DirEntry[str], st: os.stat_result | None, now: float) -> str:
+        """Track one entry's tree; "" (never stuck: errors raise for the caller to judge)."""
+        assert st is not None
+        name = dirent.name
+        is_dir = stat.S_ISDIR(st.st_mode)
+        signature = tree_signature(dirent.path, self.max_entries, st)
+        entry = self.entries.get(name)
+        if entry is None or entry.signature != signature or entry.is_dir != is_dir:
+            entry = Entry(name, is_dir, signature, now, entry.first_seen if entry else now, st.st_mtime)
+            self.entries[name] = entry
+        settled = self._is_ready(entry, now)
+        # Only a tree about to be taken pays for the look-up; Finder's markers change no
+        # size or mtime, so they are looked at again on every scan until they are gone.
+        entry.finder_copying = self._finder_copying(Path(dirent.path), entry) if settled else ""
+        entry.ready = settled and not entry.finder_copying
+        if entry.ready and entry.ready_at is None:
+            entry.ready_at = now
+        if entry.ready and entry.is_dir and not entry.priority_read:
+            # job.toml is part of the signature: if it changes, the entry is new again.
+            entry.priority = peek_priority(self.inbox / name)
+            entry.priority_read = True
+        return ""
+
+    def _stuck_reason(self, path: str, name: str, st: os.stat_result | None) -> str:
+        """Why this user can never take the entry as it is now ("" if nothing stops it)."""
+        if st is None:
+            return UNREADABLE
+        refused = self.refused.get(name)
+        if refused is not None:
+            if refused[1] == st.st_ctime:
+                return refused[0]
+            del self.refused[name]  # its owner or mode changed: try again
+        if stat.S_ISLNK(st.st_mode):
+            return ""  # refused at validation, with its own message
+        if stat.S_ISDIR(st.st_mode):
+            if not os.access(path, os.R_OK | os.X_OK):
+                return UNREADABLE
+            if not os.access(path, os.W_OK):
+                return NOT_WRITABLE
+        elif stat.S_ISREG(st.st_mode) and not os.access(path, os.R_OK):
+            return UNREADABLE
+        return ""
+
+    def refuse(self, name: str, reason: str) -> None:
+        """The claim of ``name`` failed for ``reason``: hold it until its permissions change."""
+        try:
+            ctime = (self.inbox / name).lstat().st_ctime
+        except OSError:
+            return
+        self.refused[name] = (reason, ctime)
+        self.stuck[name] = reason
 
     def _is_ready(self, entry: Entry, now: float) -> bool:
         if entry.signature.in_progress:
@@ -153,8 +209,9 @@ class InboxScanner:
     def held_back(self) -> list[Held]:
         """The entries not ready as of the last scan, each with its reason, sorted by name."""
         held = [Held(name, TEMP_NAME, None, name) for name in self.temp_names]
+        held += [Held(name, reason, None, name) for name, reason in self.stuck.items()]
         for e in self.entries.values():
-            if e.ready:
+            if e.ready or e.name in self.stuck:
                 continue
             if e.finder_copying:
                 where = f"{e.name}/{e.finder_copying}" if e.is_dir else e.name
@@ -177,4 +234,4 @@ class InboxScanner:
     @property
     def settling(self) -> int:
         """Entries seen but not yet ready."""
-        return sum(1 for e in self.entries.values() if not e.ready)
+        return sum(1 for e in self.entries.values() if not e.ready and e.name not in self.stuck)

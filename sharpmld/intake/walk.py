@@ -44,7 +44,12 @@ def _kind_of(mode: int) -> str:
 
 
 def walk(
-    dir_fd: int, prefix: str, depth: int, descend_below: int, cap: int
+    dir_fd: int,
+    prefix: str,
+    depth: int,
+    descend_below: int,
+    cap: int,
+    denied: list[tuple[str, bool]] | None = None,
 ) -> Generator[tuple[str, str, os.stat_result, int, int], None, None]:
     """Yield ``(rel, name, lstat, parent_fd, depth)`` for each entry, without following links.
 
@@ -52,6 +57,8 @@ def walk(
     not entered (this also bounds recursion and open descriptors). Subfolders are opened with
     ``O_NOFOLLOW`` relative to their parent's descriptor, so the walk cannot leave the tree.
     At most ``cap`` entries of one folder are read: past that the caller's limit trips anyway.
+    What this user may not read is not yielded but appended to ``denied`` as ``(rel, is_dir)``,
+    so that the caller can name it instead of leaving it out unsaid.
     """
     with os.scandir(dir_fd) as it:
         entries = sorted(itertools.islice(it, cap), key=lambda e: e.name)
@@ -61,6 +68,10 @@ def walk(
             st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue
+        except PermissionError:  # a folder this user may list but not enter
+            if denied is not None:
+                denied.append((rel, False))
+            continue
         yield rel, entry.name, st, dir_fd, depth
         if (
             stat.S_ISDIR(st.st_mode)
@@ -69,10 +80,14 @@ def walk(
         ):
             try:
                 sub = os.open(entry.name, DIR_FLAGS, dir_fd=dir_fd)
+            except PermissionError:
+                if denied is not None:
+                    denied.append((rel, True))
+                continue
             except OSError:
                 continue  # vanished or swapped for a non-folder since the scan
             try:
-                yield from walk(sub, f"{rel}/", depth + 1, descend_below, cap)
+                yield from walk(sub, f"{rel}/", depth + 1, descend_below, cap, denied)
             finally:
                 os.close(sub)
 

@@ -7,6 +7,7 @@ logged and ignored; it can never stop a job or the daemon.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,8 +65,17 @@ class Observer:
     def stop(self) -> None:
         """The daemon is shutting down: finish (within a bound) or abandon what is pending."""
 
-    def on_scan(self, *, duration: float, waiting: int, settling: int, oldest_age: float) -> None:
-        """The inbox was scanned."""
+    def on_scan(
+        self,
+        *,
+        duration: float,
+        waiting: int,
+        settling: int,
+        oldest_age: float,
+        stuck: Mapping[str, int] | None = None,
+    ) -> None:
+        """The inbox was scanned; ``stuck`` counts, by reason, the entries held until someone
+        fixes their permissions (they wait for a person, not for time)."""
 
     def on_claimed(self, run: JobRun, *, settle_wait: float, queue_wait: float) -> None:
         """A job was claimed (or adopted) and is about to be prepared."""

@@ -12,6 +12,7 @@ import os
 import platform
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from prometheus_client import (
 
 from sharpmld import __version__
 from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, WORKER_ERRORS, ConfigError
+from sharpmld.intake.scanner import NOT_WRITABLE, UNREADABLE
 from sharpmld.observers.events import DaemonFacts, ImageEvent, Observer, WorkerEvent
 from sharpmld.observers.process import register_process_collector
 from sharpmld.protocol import WORKER_STAGES, ImageDone, WorkerLost, WorkerReady, WorkerRecycled
@@ -39,6 +41,7 @@ STAGE_BUCKETS = (
 )  # fmt: skip
 IMAGE_BUCKETS = (1, 2, 5, 10, 20, 50, 100)
 BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
+STUCK_REASONS = (UNREADABLE, NOT_WRITABLE)
 PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
 RESTART_REASONS = ("crash", "timeout", "memory", "recycle")
 # The queue's states, with "settling" (in the inbox, not ready yet) after the inbox.
@@ -100,6 +103,12 @@ class Metrics(Observer):
         self.oldest_waiting = Gauge(
             "sharpmld_queue_oldest_waiting_seconds",
             "Age of the oldest entry waiting in the inbox",
+            registry=r,
+        )
+        self.inbox_stuck = Gauge(
+            "sharpmld_inbox_stuck_entries",
+            "Inbox entries the daemon's user cannot read or move, held until their permissions change",
+            ["reason"],
             registry=r,
         )
         self.paused = Gauge(
@@ -172,6 +181,8 @@ class Metrics(Observer):
             self.images_rejected.labels(code=code)
         for reason in PAUSE_REASONS:
             self.paused.labels(reason=reason).set(0)
+        for reason in STUCK_REASONS:
+            self.inbox_stuck.labels(reason=reason).set(0)
         for reason in RESTART_REASONS:
             self.worker_restarts.labels(reason=reason)
         for state in STATES:
@@ -223,17 +234,34 @@ class Metrics(Observer):
 
     # -- events ------------------------------------------------------------------------------
 
-    def on_scan(self, *, duration: float, waiting: int, settling: int, oldest_age: float) -> None:
+    def on_scan(
+        self,
+        *,
+        duration: float,
+        waiting: int,
+        settling: int,
+        oldest_age: float,
+        stuck: Mapping[str, int] | None = None,
+    ) -> None:
         self.last_scan.set(time.time())
         self.scan_seconds.set(duration)
         self.queue_jobs.labels(state="inbox").set(waiting)
         self.queue_jobs.labels(state="settling").set(settling)
         self.oldest_waiting.set(oldest_age)
+        for reason in STUCK_REASONS:
+            self.inbox_stuck.labels(reason=reason).set((stuck or {}).get(reason, 0))
+        self._count_jobs()
+
+    def _count_jobs(self) -> None:
+        """Recount working/, done/ and failed/: on every scan, and whenever a job moves between
+        them, so the gauges never lag the counters by a scan interval (a job that fails at
+        validation is claimed and failed in one step, after that step's scan)."""
         for state in ("working", "done", "failed"):
             self.queue_jobs.labels(state=state).set(self._job_counts.count(self.layout.state(state)))
 
     def on_claimed(self, run: Any, *, settle_wait: float, queue_wait: float) -> None:
         self.jobs_claimed.inc()
+        self._count_jobs()
         if settle_wait >= 0:
             self.stage.labels(stage="settle_wait").observe(settle_wait)
         if queue_wait >= 0:
@@ -264,6 +292,8 @@ class Metrics(Observer):
             self.jobs_retried.inc()
         elif outcome == "handed_back":
             self.jobs_handed_back.inc()
+        if outcome in ("done", "failed", "handed_back"):
+            self._count_jobs()  # the job has left working/ by now
         if outcome in ("done", "failed"):
             self.stage.labels(stage="job").observe(time.time() - run.started)
             for rejected in run.rejected:
@@ -302,8 +332,13 @@ class Metrics(Observer):
 class _JobCounts:
     """Job folders per state folder, recounted only when that folder's mtime changes.
 
-    With 10,000 jobs in done/, listing it on every scan is most of an idle daemon's work.
+    With 10,000 jobs in done/, listing it on every scan is most of an idle daemon's work. A
+    count taken less than ``RACY_NS`` after the folder last changed is not trusted: with coarse
+    timestamps (one clock tick, several ms, on kernels before multigrain timestamps) a second
+    rename in the same tick leaves the mtime unchanged, and the count would stay stale.
     """
+
+    RACY_NS = 1_000_000_000
 
     def __init__(self) -> None:
         self._seen: dict[Path, tuple[int, int]] = {}
@@ -316,8 +351,12 @@ class _JobCounts:
         cached = self._seen.get(folder)
         if cached is not None and cached[0] == mtime:
             return cached[1]
+        counted_at = time.time_ns()
         count = sum(1 for name in os.listdir(folder) if is_job_id(name))
-        self._seen[folder] = (mtime, count)
+        if counted_at - mtime >= self.RACY_NS:
+            self._seen[folder] = (mtime, count)
+        else:
+            self._seen.pop(folder, None)
         return count
 
 

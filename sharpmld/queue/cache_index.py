@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sharpmld.core import fsio
+from sharpmld.queue.lease import Owner
 
+CACHE_DIR = "cache"
+"""The index's folder inside the root's state folder (``.sharpmld/``)."""
 CACHE_VERSION = 1  # bump when an output format's bytes change for the same input
 
 
@@ -85,11 +88,47 @@ def lookup(cache_dir: Path, key: str) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-def store(cache_dir: Path, key: str, entry: dict[str, Any]) -> None:
-    """Remember (or refresh) where the outputs for ``key`` are."""
+def store(cache_dir: Path, key: str, entry: dict[str, Any], *, owner: Owner | None = None) -> None:
+    """Remember (or refresh) where the outputs for ``key`` are; ``owner``, the daemon writing,
+    is named in the temp file so that ``sweep_leftovers`` knows when it is safe to remove."""
     path = _entry_path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fsio.write_json(path, entry)
+    fsio.write_json(path, entry, tag=owner.tag() if owner else "")
+
+
+def sweep_leftovers(cache_dir: Path, *, server_now: float, stale_after: float) -> list[Path]:
+    """Remove the temp files of entries whose write was cut short (a daemon killed mid-write).
+
+    Nothing else ever looks at them, so they would pile up. Several daemons may share the
+    root, so a temp file goes only when its writer, named in it, is a process of this host
+    that is gone; one from another host (or from before names carried a writer) only once
+    older than ``stale_after`` by the file server's clock, as for a claim's staging folder.
+    """
+    removed: list[Path] = []
+    try:
+        shards = [d for d in os.scandir(cache_dir) if d.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for shard in shards:
+        try:
+            names = [n for n in os.listdir(shard.path) if fsio.is_temp_name(n)]
+        except OSError:
+            continue
+        for name in names:
+            path = Path(shard.path) / name
+            writer = Owner.from_tag(name)
+            if writer is not None:
+                abandoned = not writer.is_alive()
+            else:
+                try:
+                    abandoned = server_now - path.lstat().st_mtime > stale_after
+                except OSError:
+                    continue
+            if abandoned:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def link_or_copy(source: Path, target: Path) -> None:

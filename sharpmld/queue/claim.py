@@ -2,7 +2,9 @@
 
 The job folder is prepared first under a temp name (record and lease inside), published with a
 rename, and only then does the person's data move, in the single rename that is the claim.
-Whoever loses that rename to another daemon sharing the root gets ENOENT and quietly lets go.
+Whoever loses that rename to another daemon sharing the root gets ENOENT and quietly lets go;
+a rename the system refuses (EACCES, EPERM) removes the prepared job folder and raises
+``ClaimRefused``, so that only that refusal (not, say, an unwritable ``working/``) holds the entry.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from sharpmld.core import fsio
+from sharpmld.core.errors import ClaimRefused
 from sharpmld.core.faults import crashpoint
 from sharpmld.queue.jobid import new_job_id
 from sharpmld.queue.layout import INPUT_DIR, Layout
@@ -46,7 +49,15 @@ def claim(layout: Layout, name: str, owner: Owner, *, priority: int = 0) -> Job 
 
     target = job_dir / INPUT_DIR if is_dir else job_dir / INPUT_DIR / name
     crashpoint("claim_prepared")
-    if not _rename_claim(source, target):
+    try:
+        taken = _rename_claim(source, target)
+    except OSError as exc:
+        # Refused (a folder this user may not rename, say): leave no job folder behind.
+        shutil.rmtree(job_dir, ignore_errors=True)
+        if isinstance(exc, PermissionError):
+            raise ClaimRefused(name=name, error=exc.strerror or str(exc)) from exc
+        raise
+    if not taken:
         shutil.rmtree(job_dir, ignore_errors=True)
         return None
     crashpoint("claimed")

@@ -66,3 +66,49 @@ def test_the_ready_marker_is_listed_as_ignored(tmp_path: Path) -> None:
     result = step_until(rig, "done")
     assert result["ignored"] == ["READY"], result
     assert result["rejected"] == []
+
+
+def _deny_open(monkeypatch: Any, name: str) -> None:
+    """Opening ``name`` fails as it does for a folder the daemon's user may not read (the
+    suite runs as root, which reads anything)."""
+    import errno
+    import os
+
+    real = os.open
+
+    def guarded(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if os.path.basename(os.fspath(path)) == name:
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", guarded)
+
+
+def test_an_unreadable_subfolder_is_named_in_the_result(tmp_path: Path, monkeypatch: Any) -> None:
+    rig = make_rig(tmp_path)
+    rig.worker.become_ready()
+    folder = rig.drop_folder("kitchen")
+    (folder / "locked").mkdir()
+    (folder / "locked" / "IMG_9.jpg").write_bytes((folder / "IMG_0.jpg").read_bytes())
+    _deny_open(monkeypatch, "locked")
+    rig.until_dispatched()
+    rig.worker.finish_images()
+    result = step_until(rig, "done")
+    assert [(r["source"], r["code"]) for r in result["rejected"]] == [("locked", "permission_denied")]
+    assert "chmod" in result["rejected"][0]["message"]
+
+
+def test_a_job_with_nothing_readable_fails_naming_what_could_not_be_read(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    rig = make_rig(tmp_path)
+    rig.worker.become_ready()
+    folder = rig.drop_folder("kitchen", images=0)
+    (folder / "locked").mkdir()
+    (folder / "locked" / "IMG_9.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 100)
+    _deny_open(monkeypatch, "locked")
+    result = step_until(rig, "failed")
+    assert result["error"]["code"] == "no_valid_images"
+    assert [r["code"] for r in result["rejected"]] == ["permission_denied"]
+    (job,) = rig.jobs("failed")
+    assert "locked" in (job / "ERROR.txt").read_text()

@@ -64,7 +64,12 @@ def test_metrics_follow_the_jobs(root: Path, daemons: list) -> None:
         lambda: f"three jobs\n{d.text()[-2000:]}",
     )
     after = wait_for(
-        lambda: (s := scrape(port)) and value(s, "sharpmld_queue_jobs", state="done") == 2 and s,
+        lambda: (
+            (s := scrape(port))
+            and value(s, "sharpmld_queue_jobs", state="done") == 2
+            and value(s, "sharpmld_queue_jobs", state="failed") == 1
+            and s
+        ),
         10,
         "the queue gauges to catch up",
     )

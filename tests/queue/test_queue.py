@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sharpmld.core.errors import ClaimRefused
 from sharpmld.queue import recovery, retention, transitions
 from sharpmld.queue.claim import claim
 from sharpmld.queue.layout import Layout
@@ -51,6 +54,26 @@ def test_a_lost_race_leaves_nothing_behind(layout: Layout) -> None:
     second = claim(layout, "once", Owner.current())
     assert first is not None and second is None
     assert [p.name for p in layout.working.iterdir()] == [first.job_id]
+
+
+def test_a_refused_claim_raises_claim_refused_and_leaves_nothing_behind(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (layout.inbox / "trip").mkdir()
+    (layout.inbox / "trip" / "a.png").write_bytes(b"x")
+    real = os.rename
+
+    def rename(src: Any, dst: Any) -> None:
+        if Path(src) == layout.inbox / "trip":  # a folder this user may not write
+            raise PermissionError(errno.EACCES, "Permission denied", str(src))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(ClaimRefused) as caught:
+        claim(layout, "trip", Owner.current())
+    assert caught.value.code == "not_writable"
+    assert list(layout.working.iterdir()) == []
+    assert (layout.inbox / "trip" / "a.png").exists()
 
 
 def test_finish_and_hand_back(layout: Layout) -> None:

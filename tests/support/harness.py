@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +93,107 @@ def jobs(root: Path, state: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """The ``Popen`` arguments that run a child as ``user`` with only that user's group."""
+    if user is None:
+        return {}
+    import pwd
+
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def cannot_run_as(user: str) -> str:
+    """Why a test cannot run the daemon as ``user`` here ("" if it can)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "switching to another user needs the suite to run as root"
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import sharpmld.cli.main"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env(),
+            cwd="/",
+            **as_user(user),
+        )
+    except (KeyError, OSError) as exc:
+        return f"cannot start a process as {user}: {exc}"
+    if probe.returncode != 0:
+        return f"{user} cannot run this interpreter or import sharpmld: {probe.stderr.strip()[-200:]}"
+    return ""
+
+
+DAC_CAPS = "-dac_override,-dac_read_search,-fowner"
+"""The capabilities that let root ignore permission bits (capabilities(7)), in setpriv(1)'s
+``--bounding-set``/``--inh-caps`` syntax."""
+
+
+def without_dac() -> list[str]:
+    """The argv prefix that runs a child of root as uid 0 minus ``DAC_CAPS``.
+
+    Following setpriv(1) and capabilities(7): on execve a uid-0 process gets its bounding set
+    as permitted and effective capabilities, so removing these from the bounding set (and the
+    inheritable set) leaves a root child that obeys mode bits like an ordinary user, while it
+    still runs an interpreter under a private /root (which it owns).
+    """
+    return ["setpriv", f"--inh-caps={DAC_CAPS}", f"--bounding-set={DAC_CAPS}", "--"]
+
+
+def permission_bits_prefix() -> tuple[list[str] | None, str]:
+    """How to start a child for which permission bits apply: an argv prefix, or None and why not.
+
+    Not root: nothing to do. Root: ``without_dac``, checked by having the child import sharpmld
+    and fail to open a mode-000 file (a kernel or container that refuses the drop says so here).
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return [], ""
+    if shutil.which("setpriv") is None:
+        return None, "setpriv (util-linux) is not installed"
+    with tempfile.TemporaryDirectory() as folder:
+        locked = Path(folder) / "locked"
+        locked.write_text("x")
+        locked.chmod(0)
+        code = "import sys, sharpmld.cli.main; open(sys.argv[1]).read()"
+        try:
+            probe = subprocess.run(
+                [*without_dac(), sys.executable, "-c", code, str(locked)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env(),
+            )
+        except OSError as exc:
+            return None, f"cannot run setpriv: {exc}"
+    if probe.returncode == 0:
+        return None, "root without DAC capabilities still reads a mode-000 file here"
+    if "PermissionError" not in probe.stderr:
+        return None, f"setpriv cannot drop the DAC capabilities: {probe.stderr.strip()[-200:]}"
+    return without_dac(), ""
+
+
 class Daemon:
     """``sharpmld run`` as a child process, with its log captured to a file."""
 
-    def __init__(self, root: Path, *args: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        user: str | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
+        """``user`` runs the daemon as that user (the suite must be root; see ``as_user``);
+        ``prefix`` goes before the command (``without_dac``, say)."""
         self.root = root
         self.log_path = root.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sharpmld", "run", "--root", str(root), *args],
+            [*prefix, sys.executable, "-m", "sharpmld", "run", "--root", str(root), *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env(extra_env),
             cwd=root.parent,
+            **as_user(user),
         )
 
     def lines(self) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from sharpmld.cluster.broker import Settings
 from sharpmld.cluster.intake_broker import GivenUp, IntakeBroker
 from sharpmld.cluster.subjects import message_id
 from sharpmld.core.config import Config
+from sharpmld.core.errors import ClaimRefused
 from sharpmld.core.faults import crashpoint
 from sharpmld.daemon import results
 from sharpmld.daemon.cluster import finisher, ledger, publisher
@@ -34,7 +35,7 @@ from sharpmld.daemon.cluster.ledger import Ledger
 from sharpmld.daemon.cluster.publisher import Publication
 from sharpmld.daemon.cluster.reconciler import Reconciler
 from sharpmld.daemon.jobrun import OUTCOME_DONE, OUTCOME_FAILED, JobRun
-from sharpmld.intake.scanner import Entry, InboxScanner
+from sharpmld.intake.scanner import NOT_WRITABLE, Entry, InboxScanner
 from sharpmld.observers.events import Observers
 from sharpmld.queue.claim import claim
 from sharpmld.queue.jobid import is_job_id
@@ -145,7 +146,11 @@ class ClusterIntake:
                 return
             entry = ready.pop(0)
             scanner.forget(entry.name)
-            job = claim(self.layout, entry.name, self.owner, priority=entry.priority)
+            try:
+                job = claim(self.layout, entry.name, self.owner, priority=entry.priority)
+            except ClaimRefused:  # a folder this user may not move: held, and said at the next scan
+                scanner.refuse(entry.name, NOT_WRITABLE)
+                continue
             if job is None:
                 continue
             self.log.info("job claimed", job_id=job.job_id, original_name=entry.name)
