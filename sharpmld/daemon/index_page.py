@@ -84,6 +84,12 @@ def render_index(job_dir: Path, result: dict[str, Any]) -> str:
         f'<p class="meta">{" · ".join(f for f in facts if f)}</p>',
     ]
     if images:
+        # A page opened from disk cannot stream the splats into a viewer (browsers refuse
+        # file:// fetches), so it says where the interactive one is instead of linking out.
+        body.append(
+            '<p class="meta">To orbit these scenes in 3D, run “sharpmld serve” and open '
+            "this job from the queue page it prints.</p>"
+        )
         body.append('<div class="grid">')
         body += [_image_card(job_dir, image) for image in images]
         body.append("</div>")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sharpmld.daemon import index_page
 from sharpmld.daemon.index_page import INDEX_FILE, human_size, write_index
 
 ODD = "a <b>&amp; \"q\" 's' #1?x=y:z %41"
@@ -224,3 +225,9 @@ def test_every_output_format_has_a_human_label(tmp_path: Path) -> None:
         assert label.lower() not in (name, f".{name}"), f"{name} is labelled only {label!r}"
         assert " " in label, f"{name}: {label!r} says nothing about what the file is"
     assert len(set(labels.values())) == len(labels), labels
+
+
+def test_a_page_with_scenes_says_where_to_orbit_them(tmp_path: Path) -> None:
+    result = {"job_id": "j", "status": "done", "images": [{"source": "a.jpg", "outputs": {}}]}
+    assert "sharpmld serve" in index_page.render_index(tmp_path, result)
+    assert "sharpmld serve" not in index_page.render_index(tmp_path, {"job_id": "j", "images": []})
