@@ -24,6 +24,7 @@ import torch
 
 from sharpmld.core.config import CHECKPOINT_URL, SHARP_INSTALL
 from sharpmld.core.errors import EngineUnavailable
+from sharpmld.worker.halfcast import cast_one_by_one
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ def load_model(factory_spec: str, checkpoint: Path, device_name: str, precision:
         raise
     except Exception:
         module, method = _load_conventional(factory, checkpoint)
+    if dtype != torch.float32:
+        cast_one_by_one(module, dtype, checkpoint)
     module.eval().to(device=device, dtype=dtype)
     return LoadedModel(module, device, time.perf_counter() - start, method, dtype)
 
