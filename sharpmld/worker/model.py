@@ -153,9 +153,10 @@ def half_memory_format(dtype: torch.dtype, device: torch.device) -> torch.memory
 
     oneDNN's bf16 convolutions given NCHW tensors reorder them into temporaries: ml-sharp's
     128-channel fusion block (where the bf16 network peaks), run alone at 384 x 384, peaked at
-    6.05 input-sized buffers in bf16 NCHW, 4.03 channels-last (fp32 NCHW: 5.16), and that
-    kept the whole network's bf16 peak above 0.55 x its fp32 peak. fp32 keeps ml-sharp's
-    layout, and GPUs are left alone (not measured there).
+    6.05 input-sized buffers in bf16 NCHW, 4.03 channels-last (fp32 NCHW: 5.16). On the whole
+    network the gain is small (ml-sharp makes some features contiguous again): that block
+    alone reached 3.79 GiB in NCHW, the whole bf16 run 3.75 GiB channels-last (RESULTS.md).
+    fp32 keeps ml-sharp's layout, and GPUs are left alone (not measured there).
     """
     if dtype != torch.float32 and device.type == "cpu":
         return torch.channels_last
