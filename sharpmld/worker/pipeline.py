@@ -108,7 +108,8 @@ def prepare_input(image: LoadedImage, device: torch.device) -> tuple[torch.Tenso
 def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | None = None) -> Any:
     """The forward pass, on the input ``decode`` prepared (or preparing it now)."""
     resized, disparity_factor = prepared or prepare_input(image, model.device)
-    return to_float32(model.module(resized.to(model.dtype), disparity_factor.to(model.dtype)))
+    pixels = resized.to(dtype=model.dtype, memory_format=model.memory_format)
+    return to_float32(model.module(pixels, disparity_factor.to(model.dtype)))
 
 
 def to_gaussians(decoded: Decoded, ndc: Any) -> tuple[Gaussians, float]:

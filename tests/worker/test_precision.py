@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from plyfile import PlyData
 
+from bench import large_model
 from sharpmld.core.config import validate
 from sharpmld.core.errors import ConfigError, EngineUnavailable
 from sharpmld.formats.gaussians import SceneMeta
@@ -106,3 +107,28 @@ def test_cache_key_differs_by_precision_and_fp32_keeps_the_old_key() -> None:
     keys = {p: cache.salt(**common, precision=p) for p in ("fp32", *HALF)}
     assert len(set(keys.values())) == 3
     assert keys["fp32"] == cache.salt(**common)
+
+
+@pytest.mark.parametrize("precision", ["fp32", *HALF])
+def test_half_precision_on_the_cpu_runs_convolutions_channels_last(
+    tmp_path: Path, photo: Path, monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    monkeypatch.setenv(large_model.MB_ENV, "0.05")
+    monkeypatch.setenv(large_model.WIDTH_ENV, "64")
+    monkeypatch.setenv(large_model.SIDE_ENV, "8")
+    checkpoint = tmp_path / "large.pt"
+    large_model.write_checkpoint(checkpoint, seed=5)
+    loaded = load_model("bench.large_model:create", checkpoint, "cpu", precision)
+    wanted = torch.contiguous_format if precision == "fp32" else torch.channels_last
+    seen: list[torch.Tensor] = []
+    loaded.module.register_forward_pre_hook(lambda _module, args: seen.append(args[0]))
+
+    ndc = infer(loaded, load_image(photo, max_pixels_side=8000))
+
+    conv = loaded.module.stem[0].weight
+    assert conv.is_contiguous(memory_format=wanted)
+    assert seen[0].dtype == model_mod.DTYPES[precision]
+    assert seen[0].is_contiguous(memory_format=wanted)
+    if precision != "fp32":
+        assert not seen[0].is_contiguous()  # really another layout, not a 1-channel tensor
+    assert ndc.mean_vectors.dtype == torch.float32
