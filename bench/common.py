@@ -233,3 +233,24 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.25) -> float:
     while load >= threshold and time.monotonic() < deadline:
         load = background_cores(1.0)
     return load
+
+
+def idle_usage(pid: int, window: float) -> tuple[float, float, float, int]:
+    """CPU (% of one core), peak resident MB, the seconds measured and the memory samples taken,
+    for process ``pid`` left alone for ``window`` seconds (memory sampled every half second)."""
+    import psutil
+
+    from sharpmld.core.units import MB
+
+    proc = psutil.Process(pid)
+    before = proc.cpu_times()
+    t0 = time.monotonic()
+    rss: list[float] = []
+    while time.monotonic() - t0 < window:
+        rss.append(proc.memory_info().rss / MB)
+        time.sleep(0.5)
+    after = proc.cpu_times()
+    elapsed = time.monotonic() - t0
+    rss.append(proc.memory_info().rss / MB)
+    cpu = 100 * ((after.user - before.user) + (after.system - before.system)) / elapsed
+    return cpu, max(rss), elapsed, len(rss)

@@ -10,14 +10,12 @@ import os
 import shutil
 import time
 
-import psutil
 from PIL import Image
 
-from bench.common import Figure, median, percentile, timed
+from bench.common import Figure, idle_usage, median, percentile, timed
 from bench.fixtures import DaemonProcess, done_root, fill_inbox, parse_time, session_dir
 from bench.photos import photo
 from sharpmld.core.config import load as load_config
-from sharpmld.core.units import MB
 from sharpmld.intake.scanner import InboxScanner
 from sharpmld.observers.metrics import Metrics
 from sharpmld.queue import recovery, retention
@@ -60,16 +58,7 @@ def live_daemon(quick: bool) -> list[Figure]:
         started = daemon.wait_event("daemon started", 60)
         daemon.wait_event("engine ready", 120)
         time.sleep(1.0 if quick else 3.0)
-        proc = psutil.Process(daemon.proc.pid)
-        before = proc.cpu_times()
-        t0 = time.monotonic()
-        rss: list[float] = []
-        while time.monotonic() - t0 < window:
-            rss.append(proc.memory_info().rss / MB)
-            time.sleep(0.5)
-        after = proc.cpu_times()
-        elapsed = time.monotonic() - t0
-        rss.append(proc.memory_info().rss / MB)
+        cpu, peak, elapsed, samples = idle_usage(daemon.proc.pid, window)
 
         staging = root / "staging"
         staging.mkdir(exist_ok=True)
@@ -90,8 +79,6 @@ def live_daemon(quick: bool) -> list[Figure]:
     finally:
         daemon.stop()
     start_s = parse_time(started["timestamp"]) - daemon.spawned
-    cpu = 100 * ((after.user - before.user) + (after.system - before.system)) / elapsed
-    peak = max(rss)
     figures = []
     target = SETTLE + CLAIM_SLACK
     for name, values, how in (
@@ -146,7 +133,7 @@ def live_daemon(quick: bool) -> list[Figure]:
             target=f"< {IDLE_RSS_MB:g} MB",
             passed=peak < IDLE_RSS_MB,
             notes=f"process start → 'daemon started' log line {start_s:.2f} s",
-            extra={"samples": len(rss)},
+            extra={"samples": samples},
         ),
     ]
     return figures

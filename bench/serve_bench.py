@@ -16,11 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psutil
-
-from bench.common import Figure, median, percentile, timed
+from bench.common import Figure, idle_usage, median, percentile, timed
 from bench.fixtures import done_root
-from sharpmld.core.units import MB
 
 IDLE_CPU_PERCENT = 1.0
 IDLE_RSS_MB = 80.0
@@ -69,21 +66,11 @@ def run(quick: bool) -> list[Figure]:
         # page once is what a person leaves running.
         page_times, page = timed(lambda: _get(f"{base}/"), repeat, warmup=1)
         api_times, api = timed(lambda: _get(f"{base}/api/jobs"), repeat, warmup=1)
-        served = psutil.Process(proc.pid)
         time.sleep(1.0)
-        before = served.cpu_times()
-        t0 = time.monotonic()
-        rss: list[float] = []
-        while time.monotonic() - t0 < window:
-            rss.append(served.memory_info().rss / MB)
-            time.sleep(0.5)
-        after = served.cpu_times()
-        elapsed = time.monotonic() - t0
+        cpu, peak, elapsed, samples = idle_usage(proc.pid, window)
     finally:
         proc.terminate()
         proc.wait(30)
-    cpu = 100 * ((after.user - before.user) + (after.system - before.system)) / elapsed
-    peak = max(rss)
     return [
         Figure(
             name="serve_queue_page",
@@ -129,6 +116,6 @@ def run(quick: bool) -> list[Figure]:
             ratio_label="",
             target=f"< {IDLE_RSS_MB:g} MB",
             passed=peak < IDLE_RSS_MB,
-            extra={"samples": len(rss)},
+            extra={"samples": samples},
         ),
     ]

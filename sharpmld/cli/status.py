@@ -130,7 +130,7 @@ def gather(config: Config, since: datetime | None = None) -> dict[str, Any]:
         "held_back": list(freshest.get("held_back") or []),
         "held_back_total": int(freshest.get("held_back_total") or 0),
     }
-    workers = _cluster_workers(layout)
+    workers = read_workers(layout.state_dir)  # a worker killed outright leaves its file: shown, not judged
     if workers:
         info["workers"] = workers
     if since is not None:
@@ -216,14 +216,6 @@ def format_status(info: dict[str, Any]) -> str:
         jobs = failed["jobs"]
         lines.append(f"failed since {failed['since']}: {len(jobs)}" + "".join(f"\n  {j}" for j in jobs))
     return "\n".join(lines)
-
-
-def _cluster_workers(layout: Layout) -> list[dict[str, Any]]:
-    """The cluster workers' own status files (``.sharpmld/workers/``), by host then pid.
-
-    A worker killed outright leaves its file: how long ago it was written is shown, not judged.
-    """
-    return read_workers(layout.state_dir)
 
 
 def _worker_lines(workers: list[dict[str, Any]]) -> list[str]:
