@@ -160,6 +160,7 @@ def test_every_photo_committed_closes_the_job_as_a_single_host_job_is_laid_out(
     made = {i["source"]: (i["host"], i["host_name"], i["attempt"], i["gaussians"]) for i in result["images"]}
     assert made == {f"IMG_{n}.jpg": ("hostA", "hostA.local", "hostA.4242.1", 7) for n in range(3)}
     assert "made_by" not in result["images"][0]
+    assert (result["engine"]["device"], result["engine"]["hosts"]) == ("cpu", ["hostA.local"])
     assert rig.jobs("working") == [] and rig.daemon.cluster.idle()
     assert rig.metric("sharpmld_jobs_succeeded_total") == 1
 
