@@ -66,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the NATS JetStream server, e.g. nats://studio.local:4222 (default: [cluster] url); "
         "--root is the shared folder as this host mounts it",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve this worker's /metrics on PORT (default 0: a free port, written to its status "
+        "file and to .sharpmld/targets/ for Prometheus)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        metavar="ADDRESS",
+        help="address to serve /metrics on (default: [metrics] host; 0.0.0.0 lets a Prometheus "
+        "on another machine scrape it)",
+    )
 
     p = sub.add_parser("init", help="create the folder tree and a default sharpmld.toml")
     _common(p)
@@ -223,7 +237,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
         return RET_USAGE
     log.configure(cfg.get("log", "level"), cfg.get("log", "format"))
-    return ClusterWorker(cfg, url).run()
+    return ClusterWorker(cfg, url, metrics_host=args.metrics_host, metrics_port=args.metrics_port).run()
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -235,9 +235,10 @@ def _worker_lines(workers: list[dict[str, Any]]) -> list[str]:
         heard = f", last heartbeat {max(0, round(now - float(beat)))} s ago" if beat else ""
         updated = w.get("updated")
         written = f", written {max(0, round(now - float(updated)))} s ago" if updated else ""
+        metrics = f", metrics :{w['metrics_port']}" if w.get("metrics_port") else ""
         lines.append(
             f"  {w.get('host')} pid {w.get('pid')}: {w.get('device') or 'no device yet'}, model {warm}, "
-            f"{doing}{heard}{written}"
+            f"{doing}{heard}{written}{metrics}"
         )
     return lines
 

@@ -32,7 +32,9 @@ from sharpmld.core.config import Config
 from sharpmld.core.errors import ConfigError, DiskFull, EngineCrash
 from sharpmld.core.hostid import host_id
 from sharpmld.daemon.stopping import StopPolicy
+from sharpmld.daemon.targets import remove_target, worker_target_name, write_target
 from sharpmld.daemon.waiting import Waiter
+from sharpmld.observers.worker_metrics import WorkerMetrics
 from sharpmld.protocol import (
     ImageDone,
     ImageFailed,
@@ -40,6 +42,7 @@ from sharpmld.protocol import (
     SupervisorEvent,
     WorkerLost,
     WorkerReady,
+    WorkerRecycled,
     WorkerUnavailable,
 )
 from sharpmld.queue.cluster_workers import REFRESH_SECONDS
@@ -62,7 +65,10 @@ class ClusterWorker:
     """One model, warm, taking photos from the broker for as long as it runs.
 
     ``broker_factory`` and ``supervisor`` may be given (tests pass their own); by default
-    the worker makes the real ones.
+    the worker makes the real ones. With ``[metrics] enabled``, it serves its own
+    ``/metrics`` on ``metrics_host`` (default ``[metrics] host``) and ``metrics_port``
+    (default 0, a free port: the intake's daemon may hold ``[metrics] port`` on this host),
+    announced in its status file and in a discovery file for Prometheus.
     """
 
     def __init__(
@@ -75,6 +81,8 @@ class ClusterWorker:
         waiter: Waiter | None = None,
         wall_clock: Callable[[], float] = time.time,
         machine_id: str | None = None,
+        metrics_host: str | None = None,
+        metrics_port: int = 0,
     ) -> None:
         self.config = config
         self.layout = Layout(config.root)
@@ -93,6 +101,10 @@ class ClusterWorker:
         self.waiter = waiter or Waiter()
         self.stopping = StopPolicy(0.0, self.log)
         self.status = WorkerStatus(self.host_id, url, started=wall_clock())
+        self.metrics: WorkerMetrics | None = None
+        if config.get("metrics", "enabled"):
+            self.metrics = WorkerMetrics(self.status.host)
+        self.metrics_address = (metrics_host or str(config.get("metrics", "host")), metrics_port)
         self._broker_factory = broker_factory
         self.broker: Broker | None = None
         self.connecting: Future[None] | None = None
@@ -129,6 +141,7 @@ class ClusterWorker:
                 f"{self.config.root}? Pass the root as this host mounts it (--root)"
             )
         self.layout.state_dir.mkdir(exist_ok=True)
+        self._serve_metrics()
         self.supervisor.start(now)
         self._connect(now)
         self.log.info(
@@ -143,6 +156,7 @@ class ClusterWorker:
         handing_back = held is not None and held.answer is None  # not yet committed nor lost
         if held is not None and handing_back:
             answers.append(held.delivery.nak())  # first: another worker can start on it now
+            self._count("handed_back")
             self.log.info("stopping: photo handed back", **held.describe())
         self.supervisor.stop(grace=STOP_GRACE)
         if held is not None and handing_back:
@@ -156,6 +170,9 @@ class ClusterWorker:
         if self.broker is not None:
             self.broker.stop()
         remove_status(self.layout.state_dir, self.status)
+        if self.metrics is not None:
+            self.metrics.stop()
+            remove_target(self.layout.state_dir, worker_target_name(self.host_id, self.pid))
         self.log.info("cluster worker stopped", photos_done=self.status.photos_done)
 
     def timeout(self) -> float:
@@ -195,6 +212,10 @@ class ClusterWorker:
             if now >= self.next_connect:
                 self._connect(now)
             return
+        if self.broker.connected != self.status.connected:  # nats-py reconnects by itself
+            self.status.connected = self.broker.connected
+            self.log.info("broker connection", connected=self.status.connected, broker=self.settings.url)
+            self._write_status()
         if self.fetching is not None and self.fetching.done():
             fetched, self.fetching = self.fetching, None
             try:
@@ -248,6 +269,7 @@ class ClusterWorker:
         """A photo arrived: start the model on it, or answer the broker at once."""
         if self.held is not None or self.supervisor.state != sv.READY:
             delivery.nak()  # the model went away while the fetch was under way
+            self._count("handed_back")
             return
         try:
             task = PhotoTask.from_bytes(delivery.data)
@@ -262,6 +284,7 @@ class ClusterWorker:
         if not self.layout.working.is_dir():
             self.log.warning("the shared root is not reachable; photo handed back", **where)
             delivery.nak()
+            self._count("handed_back")
             return
         if not job_dir.is_dir():
             self.log.warning("the photo's job is no longer in working/; photo dropped", **where)
@@ -277,6 +300,7 @@ class ClusterWorker:
         except OSError as exc:
             self.log.warning("cannot open the attempt folder; photo handed back", reason=str(exc), **where)
             delivery.nak()
+            self._count("handed_back")
             return
         self.held = Held(delivery, task, attempt, since=now, interval=self.heartbeat_interval)
         if self._given_up(self.held):
@@ -288,6 +312,11 @@ class ClusterWorker:
 
     def _on_model(self, event: SupervisorEvent, now: float) -> None:
         held = self.held
+        if self.metrics is not None:
+            if isinstance(event, WorkerReady | WorkerUnavailable | WorkerLost | WorkerRecycled):
+                self.metrics.model.on_worker(event)
+            elif isinstance(event, ImageDone | ImageFailed):
+                self.metrics.model.on_image(event)
         if isinstance(event, WorkerReady):
             self.status.device = event.device
             self.log.info("model warm", device=event.device, load_seconds=event.load_seconds)
@@ -308,6 +337,7 @@ class ClusterWorker:
             )
             self._record_lost(held, event)
             held.answer = self._watch(held.delivery.nak())
+            self._count("lost")
         self._write_status()
 
     def _record_lost(self, held: Held, event: WorkerLost) -> None:
@@ -343,6 +373,7 @@ class ClusterWorker:
             self.log.warning("disk full while writing the photo's outputs; handed back", **held.describe())
             held.attempt.discard()
             held.answer = self._watch(held.delivery.nak())
+            self._count("handed_back")
             return
         made_by = self._made_by(held)
         try:
@@ -359,16 +390,19 @@ class ClusterWorker:
             self.log.warning("cannot commit the photo; handed back", reason=str(exc), **held.describe())
             held.attempt.discard()
             held.answer = self._watch(held.delivery.nak())
+            self._count("handed_back")
             return
         if not won:
             self.log.info(
                 "commit lost: another attempt committed the photo first; files removed", **held.describe()
             )
+            self._count("commit_lost")
             self._let_go(held)
             return
         held.answer = self._watch(held.delivery.ack())
         self.status.photos_done += 1
         outcome = "done" if held.entry is not None else "failed"
+        self._count(outcome)
         self.log.info("photo committed", outcome=outcome, **held.describe())
 
     def _made_by(self, held: Held) -> dict[str, Any]:
@@ -394,12 +428,37 @@ class ClusterWorker:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _serve_metrics(self) -> None:
+        """Serve ``/metrics`` and say where: the status file and Prometheus's discovery file."""
+        if self.metrics is None:
+            return
+        host, port = self.metrics_address
+        self.status.metrics_port = self.metrics.serve(host, port)
+        write_target(
+            self.layout.state_dir,
+            host,
+            self.status.metrics_port,
+            root=self.config.root,
+            name=worker_target_name(self.host_id, self.pid),
+            labels={"role": "worker", "host_id": self.host_id, "root": str(self.config.root)},
+        )
+        self.log.info("serving metrics", url=f"http://{host}:{self.status.metrics_port}/metrics")
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.photos.labels(outcome=outcome).inc()
+
     def _watch(self, future: Future[T]) -> Future[T]:
         """End the loop's wait as soon as the broker has answered."""
         future.add_done_callback(lambda _f: self.waiter.poke())
         return future
 
     def _write_status(self) -> None:
+        if self.metrics is not None:
+            self.metrics.connected.set(1 if self.status.connected else 0)
+            self.metrics.holding.set(0 if self.held is None else 1)
+            model = self.supervisor
+            self.metrics.model.on_memory(model.memory_bytes(), model.info.accelerator_bytes)
         state = self.supervisor.state
         self.status.model = state
         self.status.model_warm = state in WARM_STATES

@@ -41,6 +41,7 @@ class WorkerStatus:
     current_photo: dict[str, Any] | None = None  # job, photo, attempt, delivered, since
     last_heartbeat: float | None = None  # wall clock of the last in_progress() sent
     photos_done: int = 0
+    metrics_port: int | None = None  # where its /metrics is served, when it is
     updated: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Housekeeping between jobs: the low-disk guard and the retention sweep.
+"""Housekeeping between jobs: the low-disk guard, the retention sweep, and the removal of
+inbox entries whose writer died while staging them.
 
 Same lifecycle as the daemon's other parts: ``start()``, ``step(now)`` that does what is due
 and returns at once otherwise (the clock is the caller's: a test passes its own), ``stop()``.
@@ -10,7 +11,7 @@ from typing import Any
 
 from sharpmld.core.config import Config
 from sharpmld.core.units import MB
-from sharpmld.queue import retention
+from sharpmld.queue import delivery, retention
 from sharpmld.queue.layout import Layout
 
 DISK_CHECK_SECONDS = 5.0
@@ -18,7 +19,8 @@ RETENTION_SWEEP_SECONDS = 3600.0
 
 
 class Housekeeping:
-    """Says when the disk is too full to claim, and removes expired finished jobs."""
+    """Says when the disk is too full to claim, removes expired finished jobs and abandoned
+    staged inbox entries (at start, then hourly)."""
 
     def __init__(self, config: Config, layout: Layout, log: Any) -> None:
         self.config = config
@@ -83,3 +85,5 @@ class Housekeeping:
         )
         if removed:
             self.log.info("retention removed old jobs", count=len(removed))
+        for name in delivery.sweep_abandoned(self.layout):
+            self.log.warning("removed an unfinished upload or submit whose writer is gone", name=name)

@@ -1,6 +1,7 @@
-"""Prometheus metrics, served by the daemon process only.
+"""The daemon's Prometheus metrics, served by the daemon process.
 
-The worker reports its figures to the daemon in its events; there is no multiprocess mode.
+The model worker reports its figures to the daemon in its events; there is no multiprocess
+mode. (A cluster worker serves its own, smaller set: ``worker_metrics``.)
 Metrics live in their own registry, bind to loopback by default, and nothing happens at
 import time. Folder sizes are computed on a background thread, never during a scrape.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import threading
 import time
 from collections.abc import Mapping
@@ -25,25 +25,19 @@ from prometheus_client import (
     start_http_server,
 )
 
-from sharpmld import __version__
-from sharpmld.core.errors import IMAGE_ERRORS, JOB_ERRORS, WORKER_ERRORS, ConfigError
+from sharpmld.core.errors import JOB_ERRORS, ConfigError
 from sharpmld.intake.scanner import NOT_WRITABLE, UNREADABLE
 from sharpmld.observers.events import DaemonFacts, ImageEvent, Observer, WorkerEvent
+from sharpmld.observers.model_metrics import ModelMetrics
 from sharpmld.observers.process import register_process_collector
-from sharpmld.protocol import WORKER_STAGES, ImageDone, WorkerLost, WorkerReady, WorkerRecycled
 from sharpmld.queue.jobid import is_job_id
 from sharpmld.queue.layout import STATES as LAYOUT_STATES
 from sharpmld.queue.layout import Layout
 
-# 0.75-3 s resolve GPU inference (about 1 s a photo), 45-90 s CPU inference (about 60 s).
-STAGE_BUCKETS = (
-    0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 45, 60, 90, 120, 300, 600, 1800, 3600,
-)  # fmt: skip
 IMAGE_BUCKETS = (1, 2, 5, 10, 20, 50, 100)
 BYTE_BUCKETS = tuple(float(1 << n) for n in range(16, 32, 2))
 STUCK_REASONS = (UNREADABLE, NOT_WRITABLE)
 PAUSE_REASONS = ("low_disk", "engine_unavailable", "shutting_down")
-RESTART_REASONS = ("crash", "timeout", "memory", "recycle")
 # The queue's states, with "settling" (in the inbox, not ready yet) after the inbox.
 STATES = (LAYOUT_STATES[0], "settling", *LAYOUT_STATES[1:])
 
@@ -91,14 +85,6 @@ class Metrics(Observer):
         self.jobs_handed_back = Counter(
             "sharpmld_jobs_handed_back_total", "Jobs returned to the inbox", registry=r
         )
-        self.images_processed = Counter(
-            "sharpmld_images_processed_total", "Images turned into splats", registry=r
-        )
-        self.images_rejected = Counter(
-            "sharpmld_images_rejected_total", "Images refused, by error code", ["code"], registry=r
-        )
-        self.gaussians = Counter("sharpmld_gaussians_total", "Gaussians produced", registry=r)
-
         self.queue_jobs = Gauge("sharpmld_queue_jobs", "Jobs per state", ["state"], registry=r)
         self.oldest_waiting = Gauge(
             "sharpmld_queue_oldest_waiting_seconds",
@@ -114,9 +100,8 @@ class Metrics(Observer):
         self.paused = Gauge(
             "sharpmld_intake_paused", "1 while claiming is paused, by reason", ["reason"], registry=r
         )
-        self.stage = Histogram(
-            "sharpmld_stage_duration_seconds", "Time per stage", ["stage"], buckets=STAGE_BUCKETS, registry=r
-        )
+        self.model = ModelMetrics(r, stages=("settle_wait", "queue_wait", "validation", "job"))
+        self.stage = self.model.stage  # the daemon's own stages share the model's histogram
         self.job_images = Histogram(
             "sharpmld_job_images", "Images per job", buckets=IMAGE_BUCKETS, registry=r
         )
@@ -124,24 +109,6 @@ class Metrics(Observer):
             "sharpmld_job_input_bytes", "Input bytes per job", buckets=BYTE_BUCKETS, registry=r
         )
 
-        self.worker_ready = Gauge("sharpmld_worker_ready", "1 when the model is loaded and ready", registry=r)
-        self.worker_device = Gauge(
-            "sharpmld_worker_device_info", "The worker's device", ["device"], registry=r
-        )
-        self.model_load = Gauge(
-            "sharpmld_worker_model_load_seconds", "Time the worker took to load the model", registry=r
-        )
-        self.worker_rss = Gauge(
-            "sharpmld_worker_resident_memory_bytes", "Resident memory of the worker process tree", registry=r
-        )
-        self.worker_mps = Gauge(
-            "sharpmld_worker_mps_allocated_bytes",
-            "Memory the MPS (or CUDA) allocator holds for tensors after the last job",
-            registry=r,
-        )
-        self.worker_restarts = Counter(
-            "sharpmld_worker_restarts_total", "Worker restarts by reason", ["reason"], registry=r
-        )
         self.worker_memory_limit = Gauge(
             "sharpmld_worker_memory_limit_bytes",
             "The worker memory cap ([worker] max_memory_mb resolved); 0 when off",
@@ -168,34 +135,17 @@ class Metrics(Observer):
         self.watcher_restarts = Counter(
             "sharpmld_watcher_restarts_total", "Filesystem watcher restarts", registry=r
         )
-        self.build_info = Gauge(
-            "sharpmld_build_info", "Version information", ["version", "python", "torch", "device"], registry=r
-        )
-
         # The daemon's own CPU, memory and start time, from /proc or (macOS) psutil.
         register_process_collector(r, proc_available=proc_available)
         # Every code exists from the start at 0, so the first failure of a kind shows in rate().
         for code in JOB_ERRORS:
             self.jobs_failed.labels(code=code)
-        for code in (*IMAGE_ERRORS, *WORKER_ERRORS):
-            self.images_rejected.labels(code=code)
         for reason in PAUSE_REASONS:
             self.paused.labels(reason=reason).set(0)
         for reason in STUCK_REASONS:
             self.inbox_stuck.labels(reason=reason).set(0)
-        for reason in RESTART_REASONS:
-            self.worker_restarts.labels(reason=reason)
         for state in STATES:
             self.queue_jobs.labels(state=state).set(0)
-        for s in ("settle_wait", "queue_wait", "validation", "job", *WORKER_STAGES):
-            self.stage.labels(stage=s)
-        self._build(torch="", device="")
-
-    def _build(self, *, torch: str, device: str) -> None:
-        self.build_info.clear()
-        self.build_info.labels(
-            version=__version__, python=platform.python_version(), torch=torch, device=device
-        ).set(1)
 
     # -- serving -----------------------------------------------------------------------------
 
@@ -275,13 +225,7 @@ class Metrics(Observer):
             self.job_bytes.observe(sum(_size(t.src) for t in request.images))
 
     def on_image(self, run: Any, event: ImageEvent) -> None:
-        if isinstance(event, ImageDone):
-            self.images_processed.inc()
-            self.gaussians.inc(event.gaussians)
-            for stage, seconds in event.timings.items():  # every stage, even one not known yet
-                self.stage.labels(stage=stage).observe(seconds)
-        else:
-            self.images_rejected.labels(code=event.code).inc()
+        self.model.on_image(event)
 
     def on_finished(self, run: Any, outcome: str) -> None:
         if outcome == "done":
@@ -298,29 +242,15 @@ class Metrics(Observer):
             self.stage.labels(stage="job").observe(time.time() - run.started)
             for rejected in run.rejected:
                 if rejected["source"] not in {t.rel for t in (run.request.images if run.request else [])}:
-                    self.images_rejected.labels(code=rejected["code"]).inc()
+                    self.model.images_rejected.labels(code=rejected["code"]).inc()
 
     def on_worker(self, event: WorkerEvent) -> None:
-        if isinstance(event, WorkerReady):
-            self.worker_ready.set(1)
-            self.worker_device.clear()
-            self.worker_device.labels(device=event.device).set(1)
-            self.model_load.set(event.load_seconds)
-            self._build(torch=event.torch, device=event.device)
-        elif isinstance(event, WorkerRecycled):
-            self.worker_ready.set(0)
-            self.worker_restarts.labels(reason="recycle").inc()
-        else:
-            self.worker_ready.set(0)
-            self.worker_mps.set(0)
-            if isinstance(event, WorkerLost):
-                self.worker_restarts.labels(reason=event.reason).inc()
+        self.model.on_worker(event)
 
     def step(self, facts: DaemonFacts, now: float) -> None:
         for r in PAUSE_REASONS:
             self.paused.labels(reason=r).set(1 if r == facts.paused_reason else 0)
-        self.worker_rss.set(facts.worker_memory_bytes)
-        self.worker_mps.set(facts.accelerator_bytes)
+        self.model.on_memory(facts.worker_memory_bytes, facts.accelerator_bytes)
         restarts = facts.watcher_restarts
         if restarts > self._watcher_seen:
             self.watcher_restarts.inc(restarts - self._watcher_seen)

@@ -2,7 +2,10 @@
 
 ``sharpmld submit`` (copying a folder from disk) and the web app's upload (writing a stream)
 both deliver this way, so the daemon can never claim half an entry: until the rename the
-entry has a dot-name, which the intake ignores, and a failure removes it.
+entry has a dot-name, which the intake ignores, and a failure removes it. The name carries its
+writer's mark, so that an entry whose writer was killed outright (``serve`` stopped mid-upload,
+a ``submit`` interrupted by SIGKILL) can be told from one being written: the daemon removes
+those with :func:`sweep_abandoned`.
 """
 
 from __future__ import annotations
@@ -10,11 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 from sharpmld.core import fsio
 from sharpmld.queue import transitions
 from sharpmld.queue.layout import Layout
+from sharpmld.queue.lease import Owner
+
+# A staged entry whose writer cannot be asked (another host's, or one named before the mark)
+# is abandoned once untouched this long: no upload or copy runs for a day without a new file.
+UNOWNED_AFTER_SECONDS = 24 * 3600.0
 
 
 class Staging:
@@ -22,7 +31,7 @@ class Staging:
 
     def __init__(self, layout: Layout, hint: str) -> None:
         self.layout = layout
-        self.path = fsio.temp_name_for(layout.inbox / hint)
+        self.path = fsio.temp_name_for(layout.inbox / hint, Owner.current().tag())
 
     def commit(self, name: str) -> Path:
         """Make what was written durable, then rename it into the inbox under ``name`` or a free
@@ -38,11 +47,44 @@ class Staging:
 
     def discard(self) -> None:
         """Remove the staged entry, whatever it is by now (nothing, a file, a folder)."""
-        if self.path.is_dir() and not self.path.is_symlink():
-            shutil.rmtree(self.path, ignore_errors=True)
+        _remove(self.path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def sweep_abandoned(layout: Layout, now_wall: float | None = None) -> list[str]:
+    """Remove staged inbox entries whose writer is gone; returns the names removed.
+
+    A writer of this host decides by its mark (pid and start time); any other staged entry
+    once it has been untouched for ``UNOWNED_AFTER_SECONDS``.
+    """
+    now_wall = time.time() if now_wall is None else now_wall
+    removed: list[str] = []
+    try:
+        names = [n for n in os.listdir(layout.inbox) if fsio.is_temp_name(n)]
+    except OSError:
+        return removed
+    for name in names:
+        path = layout.inbox / name
+        writer = Owner.from_tag(name)
+        if writer is not None:
+            if writer.is_alive():
+                continue
         else:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+            try:
+                if now_wall - path.lstat().st_mtime < UNOWNED_AFTER_SECONDS:
+                    continue
+            except FileNotFoundError:
+                continue
+        _remove(path)
+        removed.append(name)
+    return removed
 
 
 def _sync_tree(path: Path) -> None:

@@ -43,6 +43,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {
     "app.css": "text/css; charset=utf-8",
     "queue.js": "text/javascript; charset=utf-8",
+    "job.js": "text/javascript; charset=utf-8",
 }
 
 
@@ -69,7 +70,7 @@ def create_app(
         job = find_job(root, request.path_params["job_id"])
         if job is None:
             return JSONResponse({"code": "not_found", "message": "no such job"}, status_code=404)
-        return JSONResponse(job)
+        return JSONResponse({**job, "revision": pages.revision(job)})
 
     async def api_status(request: Request) -> Response:
         return JSONResponse(actions.status())

@@ -71,8 +71,9 @@ def error_text(job: dict[str, Any]) -> str:
     return str(message or code or "")
 
 
-def _page(title: str, body: list[str], *, script: bool = False) -> str:
-    js = '<script type="module" src="/static/queue.js"></script>\n' if script else ""
+def _page(title: str, body: list[str], *, script: str = "") -> str:
+    """A whole page; ``script`` names one of the app's static scripts to load, if any."""
+    js = f'<script type="module" src="/static/{script}"></script>\n' if script else ""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -189,7 +190,7 @@ def render_queue(jobs: list[dict[str, Any]], status: dict[str, Any], now: float 
         f'<p id="empty" class="meta"{"" if not jobs else " hidden"}>'
         'No jobs yet: drop a folder of photos into the inbox, or <a href="/upload">upload them</a>.</p>'
     )
-    return _page("Queue", body, script=True)
+    return _page("Queue", body, script="queue.js")
 
 
 def _outputs(files: list[str], prefix: str) -> list[str]:
@@ -288,6 +289,14 @@ def _size(image: dict[str, Any]) -> str:
     return f"{w} × {h}" if w and h else ""
 
 
+def revision(job: dict[str, Any]) -> str:
+    """What a job's page shows that changes while it runs: its state and each photo's. A page
+    drawn with one revision reloads itself (job.js) when ``/api/jobs/<id>`` has another."""
+    progress = job.get("progress") or {}
+    photos = [p for p in progress.get("photos") or [] if isinstance(p, dict)]
+    return ":".join([str(job.get("state", "")), *(str(p.get("state", "")) for p in photos)])
+
+
 def render_job(job: dict[str, Any]) -> str:
     """The Job page: photos, previews, the 3D views, downloads and result.json's facts."""
     name = str(job.get("name", job["id"]))
@@ -304,6 +313,9 @@ def render_job(job: dict[str, Any]) -> str:
         body.append(f'<p class="error">{_t(error_text(job)) or "failed"}</p>')
     if state == "working":
         body.append(f'<div class="progress">{_progress(job)}</div>')
+        body.append(
+            f'<div id="live" hidden data-job="{_t(job["id"])}" data-revision="{_t(revision(job))}"></div>'
+        )
     body += _viewers(str(job["id"]), splat_stems(files, prefix))
     previews = [f for f in files if "/previews/" in f and f.lower().endswith(PREVIEW_SUFFIXES)]
     if previews:
@@ -327,4 +339,4 @@ def render_job(job: dict[str, Any]) -> str:
         body += _facts(result)
         body += _image_rows(result)
     body += _photos(files, prefix)
-    return _page(name, body)
+    return _page(name, body, script="job.js" if state == "working" else "")

@@ -160,6 +160,7 @@ def test_every_photo_committed_closes_the_job_as_a_single_host_job_is_laid_out(
     made = {i["source"]: (i["host"], i["host_name"], i["attempt"], i["gaussians"]) for i in result["images"]}
     assert made == {f"IMG_{n}.jpg": ("hostA", "hostA.local", "hostA.4242.1", 7) for n in range(3)}
     assert "made_by" not in result["images"][0]
+    assert (result["engine"]["device"], result["engine"]["hosts"]) == ("cpu", ["hostA.local"])
     assert rig.jobs("working") == [] and rig.daemon.cluster.idle()
     assert rig.metric("sharpmld_jobs_succeeded_total") == 1
 
@@ -401,3 +402,17 @@ def test_a_broker_lost_while_running_holds_new_folders_until_it_is_back(rig: Clu
     rig.server.start()  # same port, same store
     rig.until(lambda: len(rig.published()) == 2, "the second job published once the broker is back")
     assert rig.metric("sharpmld_broker_connected") == 1
+
+
+def test_a_video_is_refused_by_name_in_the_cluster_mode_and_the_photos_still_run(
+    rig: ClusterRig, worker: StandIn
+) -> None:
+    folder = rig.drop("holiday", images=1)
+    (folder / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+    (done,) = work_until(rig, worker, lambda: rig.jobs("done"), "the job in done/")
+    result = json.loads((done / "result.json").read_text())
+    assert [i["source"] for i in result["images"]] == ["IMG_0.jpg"]
+    (refused,) = result["rejected"]
+    assert refused["source"] == "clip.mp4" and refused["code"] == "unsupported_type"
+    assert "cluster mode" in refused["message"]
+    assert (done / "input" / "clip.mp4").is_file(), "the video was not kept with the job"

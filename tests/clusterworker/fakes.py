@@ -63,6 +63,7 @@ class FakeBroker:
         self.ack_wait = settings.ack_wait
         self.fetches: list[Future[Any]] = []
         self.stopped = False
+        self.connected = True  # the real one's property: the connection is up now
 
     def start(self) -> Future[None]:
         return done()
@@ -118,11 +119,15 @@ class Rig:
         return PhotoTask(job.name, photo, f"working/{job.name}", options or {"formats": ["ply"]}).to_bytes()
 
 
-def make_rig(tmp_path: Path, **cluster: Any) -> Rig:
+def make_rig(tmp_path: Path, *, metrics: bool = False, **cluster: Any) -> Rig:
+    """A started worker; with ``metrics``, it serves /metrics on a free loopback port."""
     root = tmp_path / "root"
     for state in ("inbox", "working", "done", "failed"):
         (root / state).mkdir(parents=True)
-    data = {"metrics": {"enabled": False}, "cluster": {"ack_wait_seconds": ACK_WAIT, **cluster}}
+    data = {
+        "metrics": {"enabled": metrics, "host": "127.0.0.1"},
+        "cluster": {"ack_wait_seconds": ACK_WAIT, **cluster},
+    }
     (root / config.CONFIG_NAME).write_text(tomli_w.dumps(data))
     cfg = config.load(root=root, environ={})
     model = SteppedWorker()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 import structlog
 
+from sharpmld.core import fsio
 from sharpmld.daemon.housekeeping import Housekeeping
 from sharpmld.daemon.stopping import StopPolicy
 from sharpmld.daemon.waiting import Waiter
 from sharpmld.queue.layout import Layout
+from sharpmld.queue.lease import Owner, this_host_id
 from tests.daemon.fakes import make_config
 
 
@@ -175,3 +178,15 @@ def test_a_killed_daemons_status_and_temp_files_are_swept_at_start(tmp_path: Pat
 
     assert sorted(removed) == sorted([dead_status.name, dead_temp.name])
     assert live_status.exists() and other_host.exists()
+
+
+def test_housekeeping_removes_an_upload_whose_writer_was_killed_at_its_first_step(
+    housekeeping: tuple[Housekeeping, list[str]],
+) -> None:
+    hk, _ = housekeeping
+    dead = Owner(socket.gethostname(), 4_194_000, 12345.0, this_host_id())  # no such process
+    left = fsio.temp_name_for(hk.layout.inbox / "upload", dead.tag())
+    left.mkdir()
+    (left / "IMG_1.jpg").write_bytes(b"\xff\xd8 half a photo")
+    hk.step(5.0)
+    assert not left.exists()

@@ -219,6 +219,31 @@ def test_the_queue_shows_a_running_job_photo_by_photo_as_the_daemon_goes(
     expect(page.locator("dl.facts")).to_contain_text("Attempts")
 
 
+def test_a_running_jobs_page_follows_it_to_the_end_without_a_reload_by_hand(
+    browser: Browser, live: str, root: Path, gate: Path
+) -> None:
+    _drop(root, "attic", 2)
+    _held(gate, 1)
+    (working,) = wait_for(lambda: jobs(root, "working"), 30, "the job claimed")
+    page = browser.new_page()
+    loads: list[str] = []
+    page.on("load", lambda p: loads.append(p.url))
+    page.goto(f"{live}/jobs/{working.name}")
+    expect(page.locator(".tally")).to_have_text("0 of 2 photos", timeout=LIVE)
+    # Nothing changes while the photo is held: polls come and go and the page stays as it is.
+    for _ in range(2):
+        with page.expect_response(lambda r: r.url.endswith(f"/api/jobs/{working.name}"), timeout=LIVE):
+            pass
+    assert len(loads) == 1, f"the page reloaded while nothing changed: {loads}"
+    (gate / "go-1").touch()
+    _held(gate, 2)
+    expect(page.locator(".tally")).to_have_text("1 of 2 photos", timeout=LIVE)
+    (gate / "go-2").touch()
+    expect(page.locator("p.meta")).to_contain_text("done", timeout=LIVE)
+    expect(page.locator("ul.downloads a").first).to_be_visible()
+    assert page.locator("script").count() == 0, "a finished job's page still polls"
+
+
 def test_cancel_and_retry_work_from_the_queue_page(
     browser: Browser, live: str, root: Path, gate: Path
 ) -> None:

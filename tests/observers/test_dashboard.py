@@ -21,6 +21,7 @@ from prometheus_client import generate_latest
 
 from sharpmld.observers.cluster_metrics import ClusterMetrics
 from sharpmld.observers.metrics import Metrics
+from sharpmld.observers.worker_metrics import WorkerMetrics
 from sharpmld.queue.layout import Layout
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +35,7 @@ PROMTOOL = shutil.which("promtool")
 NO_PROMTOOL = "promtool is not installed (Debian: apt-get install -y --no-install-recommends prometheus)"
 
 INSTANCE = 'instance="$instance"'
+HOST = 'host=~"$host"'
 DS_UID = "${DS_PROMETHEUS}"
 
 # Title -> (panel type, unit): the panels the dashboard must keep.
@@ -57,7 +59,15 @@ EXPECTED_PANELS = {
     "Photos on the broker": ("timeseries", "short"),
     "Oldest photo not yet done": ("timeseries", "s"),
     "Redeliveries and commit conflicts": ("timeseries", "opm"),
+    "Photos by host": ("timeseries", "opm"),
+    "Inference time p50 by host": ("timeseries", "s"),
+    "Worker memory by host": ("timeseries", "decbytes"),
+    "Models warm and busy by host": ("timeseries", "short"),
 }
+# Panels that read the cluster workers' own /metrics, selected by host rather than instance.
+WORKER_PANELS = frozenset(
+    ("Photos by host", "Inference time p50 by host", "Worker memory by host", "Models warm and busy by host")
+)
 
 # Alert -> severity: the alerts agreed on, and which of them page (critical). What makes each
 # one fire is tested by promtool on grafana/alerts_test.yml (tests/observers/test_alert_rules.py).
@@ -106,8 +116,9 @@ def metric_names(expr: str) -> set[str]:
     return {name for name in _IDENTIFIER.findall(text) if name.lower() not in PROMQL_WORDS}
 
 
-def exposed_names(tmp_path: Path) -> set[str]:
-    """Every series name the daemon's registry can expose, plus Prometheus's own ``up``.
+def exposed_names(tmp_path: Path, *, worker: bool = False) -> set[str]:
+    """Every series name the daemon's registry (or a cluster worker's) can expose, plus
+    Prometheus's own ``up``.
 
     A labelled family with no children yet has no samples, so names come from each family's
     type (a counter is stored as ``<name>_total``, a histogram as ``_bucket``/``_sum``/``_count``)
@@ -120,9 +131,13 @@ def exposed_names(tmp_path: Path) -> set[str]:
         "info": ("_info",),
     }
     names = {"up"}
-    metrics = Metrics(Layout(tmp_path))
-    ClusterMetrics(metrics)  # the intake's cluster families, registered in cluster mode only
-    for family in metrics.registry.collect():
+    if worker:
+        registry = WorkerMetrics("host1").registry
+    else:
+        metrics = Metrics(Layout(tmp_path))
+        ClusterMetrics(metrics)  # the intake's cluster families, registered in cluster mode only
+        registry = metrics.registry
+    for family in registry.collect():
         names.update(family.name + suffix for suffix in suffixes.get(family.type, ("",)))
         names.update(sample.name for sample in family.samples)
     return names
@@ -274,9 +289,14 @@ def test_dashboard_identity_and_variables() -> None:
     instance = variables["instance"]
     assert instance["type"] == "query"
     assert instance["datasource"]["uid"] == DS_UID
-    assert instance["definition"] == "label_values(sharpmld_build_info, instance)"
+    # A daemon-only series: the cluster workers' instances are not daemons to choose from.
+    assert instance["definition"] == "label_values(sharpmld_queue_jobs, instance)"
     query = instance["query"]
     assert (query["query"] if isinstance(query, dict) else query) == instance["definition"]
+
+    host = variables["host"]
+    assert host["definition"] == "label_values(sharpmld_cluster_worker_holding, host)"
+    assert host["multi"] and host["includeAll"] and host["allValue"] == ".*"
 
 
 def test_dashboard_has_the_expected_panels() -> None:
@@ -316,27 +336,38 @@ def test_every_panel_uses_the_datasource_variable() -> None:
             assert target["datasource"]["uid"] == DS_UID, panel["title"]
 
 
-def test_every_query_selects_the_instance_variable() -> None:
+def test_every_query_selects_the_instance_or_host_variable() -> None:
+    """A daemon's panels show the chosen instance; the workers' panels the chosen hosts."""
+    seen_worker_panels = set()
     for title, ref, expr in panel_queries(load_dashboard()):
         names = metric_names(expr)
         assert names, f"{title}/{ref}: no metric in {expr!r}"
+        wanted = HOST if title in WORKER_PANELS else INSTANCE
+        seen_worker_panels.update({title} & WORKER_PANELS)
         text = _STRING.sub(lambda m: m.group(0).replace("{", "(").replace("}", ")"), expr)
         for name in names:
             pattern = rf"(?<![\w:.$]){re.escape(name)}(?![\w:])(\s*\{{[^}}]*\}})?"
             for selector in re.finditer(pattern, text):
-                assert INSTANCE in (selector.group(1) or ""), f"{title}/{ref}: {name} without {INSTANCE}"
+                assert wanted in (selector.group(1) or ""), f"{title}/{ref}: {name} without {wanted}"
+    assert seen_worker_panels == WORKER_PANELS
 
 
 def test_queries_and_alerts_only_use_exposed_metrics(tmp_path: Path) -> None:
-    known = exposed_names(tmp_path)
-    queries = [(f"panel {t}/{r}", e) for t, r, e in panel_queries(load_dashboard())]
-    queries += [(f"alert {rule['alert']}", rule["expr"]) for rule in load_alerts()]
+    daemon = exposed_names(tmp_path)
+    worker = exposed_names(tmp_path, worker=True)
+    queries = [
+        (f"panel {t}/{r}", e, worker if t in WORKER_PANELS else daemon)
+        for t, r, e in panel_queries(load_dashboard())
+    ]
+    queries += [(f"alert {rule['alert']}", rule["expr"], daemon) for rule in load_alerts()]
     assert len(queries) > 30
     unknown = {
-        where: sorted(metric_names(expr) - known) for where, expr in queries if metric_names(expr) - known
+        where: sorted(metric_names(expr) - known)
+        for where, expr, known in queries
+        if metric_names(expr) - known
     }
-    assert not unknown, f"metrics the daemon does not expose: {unknown}"
-    assert all(metric_names(expr) for _, expr in queries)
+    assert not unknown, f"metrics not exposed where the query reads them: {unknown}"
+    assert all(metric_names(expr) for _, expr, _ in queries)
 
 
 # -- the alert rules ----------------------------------------------------------------------------
@@ -373,10 +404,10 @@ def test_promtool_accepts_a_real_scrape(tmp_path: Path) -> None:
     metrics = Metrics(Layout(tmp_path))
     # Children of every labelled family, as a running daemon has them.
     metrics.refresh_disk()
-    metrics.images_rejected.labels(code="decode_failed").inc()
+    metrics.model.images_rejected.labels(code="decode_failed").inc()
     metrics.jobs_failed.labels(code="timeout").inc()
-    metrics.worker_device.labels(device="cpu").set(1)
-    metrics.worker_restarts.labels(reason="crash").inc()
+    metrics.model.worker_device.labels(device="cpu").set(1)
+    metrics.model.worker_restarts.labels(reason="crash").inc()
     metrics.stage.labels(stage="inference").observe(0.7)
     metrics.job_images.observe(3)
     metrics.job_bytes.observe(3e6)

@@ -151,6 +151,11 @@ def close(run: JobRun, settled: Settled) -> str:
     """End the job as a single-host job ends; returns the outcome (done or failed)."""
     run.images = settled.images
     run.rejected = [*run.rejected, *settled.failed]
+    # The intake ran no model: the engine is the workers', as their attempts name them.
+    made = [*settled.images, *settled.failed]
+    devices = sorted({str(i["device"]) for i in made if i.get("device")})
+    hosts = sorted({str(i.get("host_name") or i.get("host")) for i in made if i.get("host")})
+    run.engine = {**run.engine, "device": ",".join(devices), "hosts": hosts}
     if settled.images or not settled.failed:
         return run.complete()
     first = settled.failed[0]

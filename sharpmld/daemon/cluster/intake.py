@@ -186,7 +186,8 @@ class ClusterIntake:
                 {
                     "source": rel,
                     "code": "unsupported_type",
-                    "message": "videos are not split into frames in the cluster mode yet",
+                    "message": "videos are not split into frames in the cluster mode yet: drop "
+                    "stills taken from it as photos, or give it to a single-host daemon",
                 }
             )
         held = Held(run, ledger=ledger.read(job.path))
