@@ -14,6 +14,9 @@ every photo committed once and nothing left over.
 - During an ack: the server is stopped (SIGSTOP) and the held models let go; each worker
   commits and sends its ack to a server that cannot read it, and the server is killed
   with the acks unread in its socket.
+- Back without the tail of its store: what a power loss leaves of a server at the default
+  ``sync_interval``; a kill alone loses nothing it confirmed (the publish test checks that
+  the restarted server still knows the photos it had stored).
 """
 
 from __future__ import annotations
