@@ -106,6 +106,9 @@ class Broker:
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
         self.last_error = ""  # the connection's last complaint, for status and the log
         self.ack_wait = settings.ack_wait  # after start: the shortest the server's consumers hold
+        # Bumped at each reconnection (an int read across threads: no lock needed). A server
+        # can go and come back between two reads of ``connected``; this count still tells.
+        self.reconnections = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -180,10 +183,12 @@ class Broker:
     async def _on_reconnected(self) -> None:
         """A server that lost its store comes back without the stream: the process that defines
         it (the intake) sets it up again; workers only join what the intake set up."""
-        if not self.settings.define:
-            return
-        with contextlib.suppress(Exception):  # the next reconnect, or the caller, tries again
-            await self._define()
+        try:
+            if self.settings.define:
+                with contextlib.suppress(Exception):  # the next reconnect, or the caller, tries again
+                    await self._define()
+        finally:
+            self.reconnections += 1  # counted once set up again, so look-ups find the stream
 
     async def _define(self) -> None:
         assert self._js is not None

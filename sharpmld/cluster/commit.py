@@ -38,8 +38,13 @@ class Attempt:
         return self.job_dir / ATTEMPTS_DIR / _safe(self.photo) / self.name
 
     def open(self) -> Path:
-        """Create the attempt's folder (a leftover from a crash of this very attempt is cleared)."""
+        """Create the attempt's folder (a leftover from a crash of this very attempt is cleared).
+
+        The job's folder must still be there: one that closed (moved to done/) meanwhile
+        raises FileNotFoundError rather than being made again, empty, in working/.
+        """
         shutil.rmtree(self.folder, ignore_errors=True)
+        (self.job_dir / ATTEMPTS_DIR).mkdir(exist_ok=True)
         self.folder.mkdir(parents=True)
         return self.folder
 
@@ -49,11 +54,13 @@ class Attempt:
         True when this attempt won. On losing, its folder is removed: nothing of it is left.
         """
         marker = commit_marker(self.job_dir, self.photo)
-        marker.parent.mkdir(parents=True, exist_ok=True)
+        if not self.folder.is_dir():  # gone with its job, or swept: nothing of it may count
+            raise FileNotFoundError(f"the attempt folder {self.folder} is gone")
         for path in self.folder.rglob("*"):  # the outputs are durable before they count
             if path.is_file():
                 _fsync(path)
         fsio.fsync_dir(self.folder)
+        marker.parent.mkdir(exist_ok=True)  # not its parents: a closed job stays closed
         try:
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:

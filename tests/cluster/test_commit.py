@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from sharpmld.cluster.commit import Attempt, committed, sweep_losers, winning_folder
 
 
@@ -58,3 +60,16 @@ def test_photos_with_the_same_name_in_different_folders_do_not_collide(tmp_path:
     assert attempt(tmp_path, "w1", "x/a.jpg").commit()
     assert attempt(tmp_path, "w2", "x%2Fa.jpg").commit(), "an escaped name met a real path"
     assert committed(tmp_path, "x/a.jpg") == "w1" and committed(tmp_path, "x%2Fa.jpg") == "w2"
+
+
+def test_an_attempt_whose_job_has_closed_recreates_nothing(tmp_path: Path) -> None:
+    """A late delivery or a late loser of a job already moved to done/: its attempt must not
+    bring the job's workspace back to life in working/, with a COMMIT nobody reads."""
+    gone = tmp_path / "working" / "job" / "cluster"  # moved away with its job
+    (tmp_path / "working").mkdir()
+    late = Attempt(gone, "a.jpg", "late")
+    with pytest.raises(FileNotFoundError):
+        late.open()
+    with pytest.raises(FileNotFoundError):
+        late.commit()
+    assert list((tmp_path / "working").iterdir()) == []

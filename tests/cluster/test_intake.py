@@ -20,8 +20,10 @@ import tomli_w
 
 from sharpmld.cluster import commit
 from sharpmld.cluster.broker import Broker, Settings
+from sharpmld.cluster.subjects import STREAM
 from sharpmld.core import config
 from sharpmld.daemon.cluster.ledger import PUBLISHED_FILE
+from sharpmld.daemon.cluster.reconciler import RECONCILE_SECONDS
 from sharpmld.daemon.loop import Daemon
 from sharpmld.daemon.status import status
 from tests.cluster.conftest import NatsServer
@@ -416,3 +418,35 @@ def test_a_video_is_refused_by_name_in_the_cluster_mode_and_the_photos_still_run
     assert refused["source"] == "clip.mp4" and refused["code"] == "unsupported_type"
     assert "cluster mode" in refused["message"]
     assert (done / "input" / "clip.mp4").is_file(), "the video was not kept with the job"
+
+
+def test_photos_lost_in_a_restart_quicker_than_a_step_are_published_again(rig: ClusterRig) -> None:
+    """A server that lost the unsynced tail of its store (a power loss at the default
+    ``sync_interval``) and is back before the intake's next step: the intake never saw it
+    disconnected, yet it must look its photos up again at once, not at the next round."""
+    rig.drop("kitchen", images=4)
+    rig.until(rig.published, "the job published")
+    broker = rig.daemon.cluster.broker
+    rig.server.kill()
+    wait_for(lambda: not broker.connected, WAIT, "the broker's thread to see the server gone")
+    (block,) = rig.server.store.glob(f"jetstream/*/streams/{STREAM}/msgs/*.blk")
+    os.truncate(block, block.stat().st_size // 2)  # what the server had not yet synced
+    rig.server.start()
+    wait_for(lambda: broker.connected, WAIT, "the broker's thread reconnected")
+    checker = Broker(Settings(rig.server.url, define=False))
+    checker.start().result(WAIT)
+    try:
+        kept = checker.pending().result(WAIT)["pending"]
+        assert 0 < kept < 4
+        since = rig.now
+        rig.until(
+            lambda: (
+                rig.now - since < RECONCILE_SECONDS  # the round after a reconnection, not the timed one
+                and checker.pending().result(WAIT)["pending"] == 4
+            ),
+            "the lost photos offered again",
+            timeout=20,
+        )
+    finally:
+        checker.stop()
+    assert rig.now - since < RECONCILE_SECONDS

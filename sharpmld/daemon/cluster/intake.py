@@ -91,6 +91,7 @@ class ClusterIntake:
         self.reconciler = Reconciler()
         self._connecting: Future[None] | None = None
         self._was_connected = False
+        self._reconnections = 0  # the broker's count when last looked at
         self._given_up: Future[list[GivenUp]] | None = None
         self._counts: Future[dict[str, int]] | None = None
         self.counts: dict[str, int] = {}
@@ -217,6 +218,11 @@ class ClusterIntake:
         connected = self.connected
         if connected != self._was_connected:
             self._connection_changed(connected)
+        if self.broker.reconnections != self._reconnections:
+            # Back from a restart, maybe one too quick for a step to see the server gone: a
+            # server that lost what it had not synced (a power loss) forgot some photos.
+            self._reconnections = self.broker.reconnections
+            self.reconciler.due_now()
         self.events.on_broker(connected=connected, counts=self.counts)
         if now >= self.next_finish:  # commits are on the shared folder: no broker needed
             self.next_finish = now + FINISH_SECONDS
