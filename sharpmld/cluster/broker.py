@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Coroutine
@@ -43,6 +44,9 @@ from sharpmld.core.errors import BrokerNotReady
 
 T = TypeVar("T")
 MSG_ID = "Nats-Msg-Id"
+# How long a band asked to answer at once (no_wait) may take to say so: the server answers
+# straight away, so this only bounds a server that has stopped answering at all.
+NO_WAIT_ANSWER = 5.0
 
 
 @dataclass(frozen=True)
@@ -220,16 +224,41 @@ class Broker:
         return Published(int(ack.seq), bool(ack.duplicate))
 
     async def _fetch(self, timeout: float) -> Delivery | None:
-        # The high band is asked without waiting; only the last band waits out the timeout.
-        for i, band in enumerate(BANDS):
-            last = i == len(BANDS) - 1
-            try:
-                msgs = await self._subs[band].fetch(1, timeout=timeout if last else 0.05)
-            except NatsTimeout:
-                continue
-            if msgs:
-                return Delivery(self, msgs[0])
-        return None
+        # Every band but the last is asked to answer at once (no_wait): the server replies
+        # with a photo or "no messages" however long that reply takes to arrive, so a waiting
+        # high photo is never passed over for a normal one because the machine was slow (a
+        # short timed pull was: it expired before the answer came). The last band waits.
+        for band in BANDS[:-1]:
+            msg = await self._next_now(band)
+            if msg is not None:
+                return Delivery(self, msg)
+        try:
+            msgs = await self._subs[BANDS[-1]].fetch(1, timeout=timeout)
+        except NatsTimeout:
+            return None
+        return Delivery(self, msgs[0]) if msgs else None
+
+    async def _next_now(self, band: str) -> Msg | None:
+        """One photo of ``band`` if the server holds one now, else None (JetStream's pull
+        request ``{"batch": 1, "no_wait": true}``: a message, or a 404/408 status at once)."""
+        assert self._nc is not None, "start() first"
+        request = json.dumps({"batch": 1, "no_wait": True}).encode()
+        api = f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{CONSUMERS[band]}"
+        # An inbox of its own, not ``request()``: a delivered photo keeps its own subject, by
+        # which nats-py's shared reply inbox would not know it for the answer.
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox, max_msgs=1)
+        try:
+            await self._nc.publish(api, request, reply=inbox)
+            msg = await sub.next_msg(timeout=NO_WAIT_ANSWER)
+        except NatsTimeout:
+            return None  # a photo the server sends after this comes back after ack_wait
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        if JetStreamContext.is_status_msg(msg):
+            return None  # 404: none waiting; 408: the request could not be served now
+        return msg
 
     async def _pending(self) -> dict[str, int]:
         assert self._js is not None, "start() first"

@@ -2,7 +2,8 @@
 
 Each accepted connection is piped to the upstream port by a thread of its own. ``cut()``
 closes every connection and stops listening (new connections are refused, as across a
-partition); ``restore()`` listens again on the same port.
+partition); ``restore()`` listens again on the same port. With ``delay``, what the server
+sends reaches the client that much later: a slow link, or a server slow to answer under load.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import contextlib
 import select
 import socket
 import threading
+import time
 
 from tests.cluster.conftest import free_port
 
 
 class Proxy:
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, delay: float = 0.0) -> None:
         self.upstream = upstream_port
+        self.delay = delay
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self._lock = threading.Lock()
@@ -66,6 +69,8 @@ class Proxy:
                     data = s.recv(65536)
                     if not data:
                         return
+                    if s is b and self.delay:
+                        time.sleep(self.delay)  # the link's latency, not a wait for anything
                     peers[s].sendall(data)
         except (OSError, ValueError):
             return

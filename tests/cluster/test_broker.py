@@ -11,6 +11,7 @@ from sharpmld.cluster import broker as broker_module
 from sharpmld.cluster.broker import Broker, Delivery, Settings
 from sharpmld.core.errors import BrokerNotReady
 from tests.cluster.conftest import NatsServer
+from tests.cluster.proxy import Proxy
 
 WAIT = 10.0  # seconds any one broker answer may take on this machine
 
@@ -47,6 +48,32 @@ def test_the_high_band_is_served_first(broker: Broker) -> None:
         order.append(got.msg_id)
         got.ack().result(WAIT)
     assert order == ["job-h/a.jpg", "job-n/a.jpg"]
+
+
+def test_the_high_band_is_served_first_even_when_the_server_answers_slowly(
+    nats_server: NatsServer,
+) -> None:
+    """A loaded machine: every answer of the server takes 0.2 s. A waiting high photo must
+    still come before a normal one, however long the high band's answer takes."""
+    broker = Broker(Settings(nats_server.url, ack_wait=5.0, max_deliver=3))
+    broker.start().result(WAIT)
+    proxy = Proxy(nats_server.port, delay=0.2)
+    proxy.restore()
+    slow = Broker(Settings(proxy.url, ack_wait=5.0, max_deliver=3, define=False))
+    try:
+        slow.start().result(WAIT)
+        broker.publish("normal", "job-n", "a.jpg", b"n").result(WAIT)
+        broker.publish("high", "job-h", "a.jpg", b"h").result(WAIT)
+        got = fetch(slow, timeout=2.0)
+        assert got is not None and got.msg_id == "job-h/a.jpg"
+        got.ack().result(WAIT)
+        got = fetch(slow, timeout=2.0)
+        assert got is not None and got.msg_id == "job-n/a.jpg"
+        got.ack().result(WAIT)
+    finally:
+        slow.stop()
+        proxy.cut()
+        broker.stop()
 
 
 def test_an_unacked_photo_comes_back_after_ack_wait_and_in_progress_holds_it(broker: Broker) -> None:
