@@ -5,8 +5,9 @@ but ml-sharp's feature network makes its decoder's output ``contiguous()``, whic
 again, just before its 128-channel fusion block at half the internal resolution: the block
 where the bf16 network peaks. oneDNN's bf16 convolutions given NCHW reorder into temporaries,
 so that block alone at 384 x 384 peaked at 5.0-5.2 input-sized buffers fed an NCHW first input
-against 4.0 with both inputs channels-last, and its outputs were bit-identical either way
-(bench/RESULTS.md has the whole network's figures).
+against 4.0 with both inputs channels-last, and its outputs were bit-identical either way. On
+the whole bf16 network that stage then peaked at 3.33 GiB, below the monodepth decoder's 3.55
+(bench/RESULTS.md), so the network's peak now lies elsewhere.
 
 The decoder's output passes through ``feature_model.upsample`` (an identity at SHARP's
 output stride) on its way to the fusion block; a forward hook there hands on a channels-last
