@@ -7,8 +7,9 @@ real layout (ml-sharp's ``create_predictor``, seeded): enough for memory and for
 deviation, which depend on the architecture, not on trained values.
 
 Each precision runs one photo in a fresh process, one after another (never in parallel: the
-machine's memory is shared); the child reports its own peak resident size (``ru_maxrss``) and
-the Gaussians, and this process compares each half precision with fp32. ``--limit-minutes``
+machine's memory is shared), with the allocator setting the worker gets on Linux; the child
+reports its own peak resident size (``ru_maxrss``) and the Gaussians, and this process
+compares each half precision with fp32. ``--limit-minutes``
 stops a precision that runs too long (fp16 on a CPU without native fp16) and reports the peak
 so far, read from ``/proc``; ``--keep DIR`` keeps the checkpoint and figures between runs, so
 ``--precisions bf16`` today and ``--precisions fp16`` later compare with the same fp32.
@@ -157,8 +158,11 @@ def _run_in(
     from PIL import Image
 
     from bench.photos import photo as make_photo
+    from sharpmld.supervisor.spawn import MMAP_THRESHOLD, MMAP_THRESHOLD_ENV
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if sys.platform == "linux":  # the worker's allocator setting (sharpmld.supervisor.spawn)
+        env.setdefault(MMAP_THRESHOLD_ENV, MMAP_THRESHOLD)
     tag = {"seed": seed, "photo": f"{side * 4 // 3}x{side}"}
     rows_file = folder / "rows.json"
     earlier = json.loads(rows_file.read_text()) if rows_file.exists() else {}

@@ -25,6 +25,7 @@ import torch
 from sharpmld.core.config import CHECKPOINT_URL, SHARP_INSTALL
 from sharpmld.core.errors import EngineUnavailable
 from sharpmld.worker.halfcast import cast_one_by_one
+from sharpmld.worker.layout import keep_channels_last
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ def load_model(factory_spec: str, checkpoint: Path, device_name: str, precision:
         cast_one_by_one(module, dtype, checkpoint)
     memory_format = half_memory_format(dtype, device)
     module.eval().to(device=device, dtype=dtype, memory_format=memory_format)
+    if memory_format == torch.channels_last:
+        keep_channels_last(module)
     return LoadedModel(module, device, time.perf_counter() - start, method, dtype, memory_format)
 
 
@@ -154,8 +157,8 @@ def half_memory_format(dtype: torch.dtype, device: torch.device) -> torch.memory
     oneDNN's bf16 convolutions given NCHW tensors reorder them into temporaries: ml-sharp's
     128-channel fusion block (where the bf16 network peaks), run alone at 384 x 384, peaked at
     6.05 input-sized buffers in bf16 NCHW, 4.03 channels-last (fp32 NCHW: 5.16). On the whole
-    network the gain is small (ml-sharp makes some features contiguous again): that block
-    alone reached 3.79 GiB in NCHW, the whole bf16 run 3.75 GiB channels-last (RESULTS.md).
+    network the gain was small until ml-sharp's one return to NCHW before that block was
+    undone too (``layout.keep_channels_last``; figures in RESULTS.md).
     fp32 keeps ml-sharp's layout, and GPUs are left alone (not measured there).
     """
     if dtype != torch.float32 and device.type == "cpu":

@@ -68,11 +68,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def decode(task: ImageTask, job_dir: Path, req: JobRequest, device: torch.device | None = None) -> Decoded:
+def decode(
+    task: ImageTask,
+    job_dir: Path,
+    req: JobRequest,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Decoded:
     """Hash, decode, orient and strip one input; rejections are results, not exceptions.
 
     With ``device`` (the CPU only: see ``device``), the model's input tensor is prepared here
-    too, so that the decode-ahead thread, not the model's turn, pays for the resize.
+    too, in the model's ``dtype`` and ``memory_format``, so that the decode-ahead thread, not
+    the model's turn, pays for the resize.
     """
     start = time.perf_counter()
     out = Decoded(task)
@@ -82,7 +90,7 @@ def decode(task: ImageTask, job_dir: Path, req: JobRequest, device: torch.device
             Path(task.src), max_pixels_side=req.max_pixels_side, f_px_override=req.f_px, colour=req.colour
         )
         if device is not None:
-            out.model_input = prepare_input(out.image, device)
+            out.model_input = prepare_input(out.image, device, dtype, memory_format)
         if req.cache_dir:
             out.cache_key = cache.image_key(req.cache_salt, pixels_sha256(out.image.rgb), out.image.f_px)
     except ImageRejected as exc:
@@ -94,12 +102,24 @@ def decode(task: ImageTask, job_dir: Path, req: JobRequest, device: torch.device
 
 
 @torch.no_grad()
-def prepare_input(image: LoadedImage, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def prepare_input(
+    image: LoadedImage,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """SHARP's pre-processing, as ml-sharp's ``predict_image`` does it: RGB in [0, 1], resized
-    bilinearly (align_corners) to 1536 x 1536, and ``disparity_factor = f_px / width``."""
+    bilinearly (align_corners) to 1536 x 1536, and ``disparity_factor = f_px / width``.
+
+    The resize is done in fp32, as ml-sharp does, and only its result is cast to the model's
+    ``dtype`` and ``memory_format``: the fp32 image (27 MiB) is then freed here instead of
+    being held, beside its half-precision copy, for the whole forward pass. The disparity
+    factor stays fp32 (``infer`` casts that one number).
+    """
     pixels = torch.from_numpy(np.array(image.rgb, dtype=np.uint8, order="C", copy=True)).to(device)
     tensor = pixels.permute(2, 0, 1).float().div_(255.0)[None]
     resized = F.interpolate(tensor, size=(INTERNAL_SIZE, INTERNAL_SIZE), mode="bilinear", align_corners=True)
+    resized = resized.to(dtype=dtype, memory_format=memory_format)
     disparity_factor = torch.tensor([image.f_px / image.width], dtype=torch.float32, device=device)
     return resized, disparity_factor
 
@@ -107,8 +127,10 @@ def prepare_input(image: LoadedImage, device: torch.device) -> tuple[torch.Tenso
 @torch.no_grad()
 def infer(model: LoadedModel, image: LoadedImage, prepared: tuple[Any, Any] | None = None) -> Any:
     """The forward pass, on the input ``decode`` prepared (or preparing it now)."""
-    resized, disparity_factor = prepared or prepare_input(image, model.device)
-    pixels = resized.to(dtype=model.dtype, memory_format=model.memory_format)
+    resized, disparity_factor = prepared or prepare_input(
+        image, model.device, model.dtype, model.memory_format
+    )
+    pixels = resized.to(dtype=model.dtype, memory_format=model.memory_format)  # as prepared: no copy
     return to_float32(model.module(pixels, disparity_factor.to(model.dtype)))
 
 
@@ -243,7 +265,11 @@ def run_job(req: JobRequest, model: LoadedModel, emit: Emit) -> None:
     ):
 
         def ahead_of(i: int) -> Future[Decoded] | None:
-            return decoder.submit(decode, tasks[i], job_dir, req, prepare_ahead) if i < len(tasks) else None
+            if i >= len(tasks):
+                return None
+            return decoder.submit(
+                decode, tasks[i], job_dir, req, prepare_ahead, model.dtype, model.memory_format
+            )
 
         ahead = ahead_of(0)
         behind: Future[Future[None] | None] | None = None

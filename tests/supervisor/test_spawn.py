@@ -156,6 +156,50 @@ def test_the_package_folder_holds_only_this_package_and_a_bare_python_imports_it
     assert done.stdout.strip() == str(Path(sharpmld.__file__).resolve().parent)
 
 
+# glibc's mallinfo2(3): hblks counts the blocks that have a mapping of their own.
+MALLOC_PROBE = """
+import ctypes
+fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+          "fordblks", "keepcost")
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in fields]
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+libc.mallinfo2.restype = Info
+libc.free(libc.malloc(4 << 20))
+before = libc.mallinfo2().hblks
+block = libc.malloc(4 << 20)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+def _second_block_is_mapped(env: dict[str, str]) -> str:
+    done = subprocess.run([PY, "-c", MALLOC_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc")
+def test_on_linux_the_worker_gives_each_freed_large_block_back(tmp_path: Path) -> None:
+    env = spawn.worker_env(cfg(tmp_path), events_fd=9, package_dir=None, base_env={}, platform="linux")
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "131072"
+    # By default glibc raises its threshold past a freed 4 MiB block and serves the next one
+    # from the heap; the worker's setting keeps giving such blocks a mapping of their own.
+    assert _second_block_is_mapped({}) == "0"
+    assert _second_block_is_mapped(env) == "1"
+
+
+def test_a_users_malloc_setting_is_kept_and_other_systems_get_none(tmp_path: Path) -> None:
+    mine = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+    linux = spawn.worker_env(cfg(tmp_path), events_fd=9, package_dir=None, base_env=mine, platform="linux")
+    assert linux["MALLOC_MMAP_THRESHOLD_"] == "65536"
+    mac = spawn.worker_env(cfg(tmp_path), events_fd=9, package_dir=None, base_env={}, platform="darwin")
+    assert "MALLOC_MMAP_THRESHOLD_" not in mac
+    command = spawn.worker_command(cfg(tmp_path), events_fd=7, platform="darwin")
+    assert command.env.get("MALLOC_MMAP_THRESHOLD_") == os.environ.get("MALLOC_MMAP_THRESHOLD_")
+
+
 # -- rlimits ---------------------------------------------------------------------------------
 
 LIMITS_PROBE = """

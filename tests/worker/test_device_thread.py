@@ -75,9 +75,9 @@ def touches(monkeypatch: pytest.MonkeyPatch) -> Touches:
     seen = Touches()
     real_prepare, real_unproject = pipeline.prepare_input, pipeline.unproject
 
-    def prepare(image: Any, device: torch.device) -> Any:
+    def prepare(image: Any, device: torch.device, *layout: Any) -> Any:
         seen.note("prepare")
-        return real_prepare(image, torch.device("cpu"))
+        return real_prepare(image, torch.device("cpu"), *layout)
 
     def unproject(*args: Any) -> Any:
         seen.note("unproject")

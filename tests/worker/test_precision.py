@@ -20,12 +20,13 @@ from sharpmld.core.errors import ConfigError, EngineUnavailable
 from sharpmld.formats.gaussians import SceneMeta
 from sharpmld.formats.ply import to_vertex_records
 from sharpmld.formats.registry import DEFAULT_OPTIONS, FORMATS
+from sharpmld.protocol import ImageTask, JobRequest
 from sharpmld.queue import cache_index as cache
 from sharpmld.worker import model as model_mod
 from sharpmld.worker.decode import load_image
 from sharpmld.worker.geometry import unproject
 from sharpmld.worker.model import LoadedModel, load_model
-from sharpmld.worker.pipeline import infer
+from sharpmld.worker.pipeline import decode, infer, prepare_input
 
 HALF = ("fp16", "bf16")
 
@@ -132,3 +133,38 @@ def test_half_precision_on_the_cpu_runs_convolutions_channels_last(
     if precision != "fp32":
         assert not seen[0].is_contiguous()  # really another layout, not a 1-channel tensor
     assert ndc.mean_vectors.dtype == torch.float32
+
+
+@pytest.mark.parametrize("precision", ["fp32", *HALF])
+def test_the_model_is_fed_the_prepared_input_itself_with_no_fp32_copy_kept(
+    checkpoint: Path, photo: Path, precision: str
+) -> None:
+    loaded = _load(checkpoint, precision)
+    image = load_image(photo, max_pixels_side=8000)
+    prepared = prepare_input(image, loaded.device, loaded.dtype, loaded.memory_format)
+    assert prepared[0].dtype == loaded.dtype
+    fed: list[torch.Tensor] = []
+    loaded.module.register_forward_pre_hook(lambda _module, args: fed.append(args[0]))
+
+    ndc = infer(loaded, image, prepared)
+
+    # The forward pass gets the prepared tensor, not a second copy made beside an fp32 one.
+    assert fed[0].data_ptr() == prepared[0].data_ptr()
+    # And the Gaussians are those of resizing in fp32 and casting after, as before.
+    resized, disparity_factor = prepare_input(image, loaded.device)
+    assert resized.dtype == torch.float32
+    pixels = resized.to(dtype=loaded.dtype, memory_format=loaded.memory_format)
+    with torch.no_grad():
+        old = loaded.module(pixels, disparity_factor.to(loaded.dtype))
+    assert torch.equal(ndc.mean_vectors, old.mean_vectors.float())
+    assert torch.equal(ndc.colors, old.colors.float())
+
+
+def test_decode_ahead_prepares_the_input_in_the_models_dtype(checkpoint: Path, photo: Path) -> None:
+    loaded = _load(checkpoint, "bf16")
+    task = ImageTask("photo.png", str(photo), "photo")
+    request = JobRequest("j", str(photo.parent), (task,))
+    decoded = decode(task, photo.parent, request, loaded.device, loaded.dtype, loaded.memory_format)
+    assert decoded.model_input is not None
+    assert decoded.model_input[0].dtype == torch.bfloat16
+    assert decoded.model_input[1].dtype == torch.float32
