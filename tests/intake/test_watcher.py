@@ -22,6 +22,23 @@ def test_a_new_folder_in_the_inbox_pokes_the_daemon(tmp_path: Path) -> None:
         watcher.stop()
 
 
+def test_a_folder_renamed_in_and_a_file_written_inside_poke_the_daemon(tmp_path: Path) -> None:
+    inbox, staging = tmp_path / "inbox", tmp_path / "staging"
+    inbox.mkdir()
+    (staging / "kitchen").mkdir(parents=True)
+    pokes: list[int] = []
+    watcher = InboxWatcher(inbox, lambda: pokes.append(1))
+    watcher.start()
+    try:
+        (staging / "kitchen").rename(inbox / "kitchen")  # the safe way to drop a folder
+        wait_for(lambda: pokes, 10, "a poke for the folder renamed in")
+        seen = len(pokes)
+        (inbox / "kitchen" / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
+        wait_for(lambda: len(pokes) > seen, 10, "a poke for the file written inside")
+    finally:
+        watcher.stop()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="inotify's mask is Linux's")
 def test_reads_in_the_inbox_are_not_queued_by_the_kernel(tmp_path: Path) -> None:
     """Every scan opens each entry: opens and read-only closes must not be in the inotify mask,
