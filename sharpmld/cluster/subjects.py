@@ -12,6 +12,9 @@ SUBJECT_PREFIX = "sharpmld.jobs"
 BANDS = ("high", "normal")  # workers ask the high band first
 HIGH_PRIORITY = 1  # a job.toml priority at or above this goes to the high band
 CONSUMERS = {band: f"sharpmld-workers-{band}" for band in BANDS}
+# A worker that won a photo's commit says so here (plain NATS, not kept): a hint that lets the
+# intake's finisher look at once instead of at its next poll. The COMMIT file still decides.
+COMMITS_SUBJECT = "sharpmld.commits"
 
 
 def subject(band: str) -> str:

@@ -235,7 +235,7 @@ class ClusterWorker:
                 self._write_status()
             if held.answer is not None and held.answer.done():
                 self._let_go(held)
-        elif self.fetching is None and self.supervisor.state == sv.READY:
+        if self.held is None and self.fetching is None and self.supervisor.state == sv.READY:
             self.fetching = self._watch(self.broker.fetch(FETCH_SECONDS))
 
     def _connect(self, now: float) -> None:
@@ -306,7 +306,7 @@ class ClusterWorker:
         if self._given_up(self.held):
             return
         self.supervisor.send_job(request, now)
-        self.log.info("photo started", attempt=attempt.name, **where)
+        self.log.info("photo started", attempt=attempt.name, published=delivery.published, **where)
         self.status.current_photo = {**self.held.describe(), "since": self.wall_clock()}
         self._write_status()
 
@@ -399,6 +399,8 @@ class ClusterWorker:
             self._count("commit_lost")
             self._let_go(held)
             return
+        if self.broker is not None:  # a hint for the intake's finisher; the COMMIT decides
+            self.broker.notify_commit(held.task.job_id, held.task.photo)
         held.answer = self._watch(held.delivery.ack())
         self.status.photos_done += 1
         outcome = "done" if held.entry is not None else "failed"

@@ -13,6 +13,7 @@ import os
 import select
 
 WAKE = b"w"
+NUDGE = b"n"  # not a signal number (those are below 65), not a reason to rescan the inbox
 
 
 class Waiter:
@@ -38,6 +39,13 @@ class Waiter:
             return
         with contextlib.suppress(OSError):
             os.write(self._w, WAKE)
+
+    def nudge(self) -> None:
+        """End the wait without asking for a rescan (the broker has news); any thread."""
+        if self._w < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self._w, NUDGE)
 
     def wait(self, timeout: float, worker_fd: int | None) -> bool:
         """Block at most ``timeout`` seconds; True when a poke (not only a signal) arrived."""

@@ -10,9 +10,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
+
+CHANGES: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileModifiedEvent,
+    DirModifiedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+]
+"""The events that say the inbox changed. Not opens and read-only closes: with them in the
+inotify mask, every scan (which opens each entry) queued two events per file, and an inbox of
+thousands of folders overflowed the kernel's queue on every scan; watchdog answers an overflow
+by walking the whole tree again to re-add its watches, which kept a core half busy."""
 
 
 class _Poke(FileSystemEventHandler):  # type: ignore[misc]
@@ -50,7 +78,7 @@ class InboxWatcher:
         self.stop()
         _unpair_moves()
         observer: Any = PollingObserver(timeout=1.0) if self.polling else Observer()
-        observer.schedule(_Poke(self.poke), str(self.inbox), recursive=True)
+        observer.schedule(_Poke(self.poke), str(self.inbox), recursive=True, event_filter=CHANGES)
         observer.daemon = True
         observer.start()
         self._observer = observer

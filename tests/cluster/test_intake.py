@@ -285,6 +285,49 @@ def test_broker_down_folders_wait_in_the_inbox_and_status_says_why(tmp_path: Pat
         server.kill()
 
 
+def test_while_the_broker_is_away_the_inbox_is_rescanned_slowly_and_again_before_a_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sharpmld.daemon.loop import BROKER_DOWN_SCAN
+    from tests.cluster.conftest import BINARY
+
+    if not BINARY:
+        pytest.skip("no nats-server")
+    server = NatsServer(tmp_path / "store")  # not started yet: the broker is down
+    root = tmp_path / "root"
+    daemon = Daemon(make_config(root, server.url), watcher=FakeWatcher())  # scan_interval 1 s
+    rig = ClusterRig(root, daemon, server)
+    scans: list[tuple[float, bool]] = []  # (when, broker connected then)
+    claims: list[float] = []
+    scan, claim = daemon.scanner.scan, daemon.cluster.claim
+
+    def scanning(now: float) -> Any:
+        scans.append((now, daemon.cluster.connected))
+        return scan(now)
+
+    def claiming(ready: Any, scanner: Any, now: float) -> None:
+        if ready and daemon.cluster.connected:
+            claims.append(now)
+        claim(ready, scanner, now)
+
+    monkeypatch.setattr(daemon.scanner, "scan", scanning)
+    monkeypatch.setattr(daemon.cluster, "claim", claiming)
+    daemon.start(rig.now)
+    try:
+        rig.drop("kitchen", images=1)
+        for _ in range(20):
+            rig.step(1.0)
+        # The first scans see it arrive and settle; then no periodic rescan for a while.
+        assert len(scans) <= 3 and BROKER_DOWN_SCAN > 20, scans
+        assert (root / "inbox" / "kitchen").is_dir() and claims == []
+        server.start()
+        rig.until(rig.published, "the folder published once the broker is back")
+        assert [t for t, connected in scans if connected and t <= claims[0]], (scans, claims)
+    finally:
+        daemon.stop()
+        server.kill()
+
+
 def test_a_broker_that_refuses_the_set_up_is_reported_and_tried_again(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
@@ -327,6 +370,29 @@ def test_a_commit_hidden_by_a_coarse_folder_mtime_is_still_found(rig: ClusterRig
     assert rig.jobs("done") == []  # the unchanged mtime is believed for a while...
     rig.step(10.0)
     rig.until(lambda: rig.jobs("done"), "...then the folder is listed anyway")
+
+
+def test_a_workers_commit_notice_makes_the_finisher_look_before_its_next_poll(
+    rig: ClusterRig, worker: StandIn, nats_server: NatsServer
+) -> None:
+    rig.drop("kitchen", images=1)
+    (job,) = rig.until(rig.published, "the job published")
+    assert worker.work_one(timeout=2.0) is not None  # committed; the stand-in says nothing
+    for _ in range(5):
+        rig.step(0.0)  # the clock stands still: no poll of commits/ falls due
+    assert rig.jobs("done") == [], "the finisher polled when no poll was due"
+    notifier = Broker(Settings(nats_server.url, define=False))
+    notifier.start().result(WAIT)
+    try:
+        notifier.notify_commit(job.name, "IMG_0.jpg").result(WAIT)
+
+        def closed() -> list[Path]:
+            rig.step(0.0)  # still no poll due: only the notice can close the job
+            return rig.jobs("done")
+
+        wait_for(closed, WAIT, "the job closed on the notice alone")
+    finally:
+        notifier.stop()
 
 
 def test_progress_json_counts_the_committed_photos(rig: ClusterRig, worker: StandIn) -> None:

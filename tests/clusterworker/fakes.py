@@ -1,7 +1,7 @@
 """A broker whose answers the test hands out, and a cluster worker stepped on a fake clock.
 
 ``FakeBroker`` has the public methods the cluster worker calls on a ``Broker`` (``start``,
-``fetch``, ``stop``); each fetch returns a future the test resolves with a photo, and every
+``fetch``, ``notify_commit``, ``stop``); each fetch returns a future the test resolves with a photo, and every
 ``FakeDelivery`` records which of its verbs were called. The model worker is the daemon
 tests' ``FakeWorker``. Time is what the test passes to ``step(now)``.
 """
@@ -37,6 +37,7 @@ class FakeDelivery:
 
     def __init__(self, data: bytes, delivered: int = 1, msg_id: str = "job/photo") -> None:
         self.data, self.delivered, self.msg_id, self.subject = data, delivered, msg_id, "sharpmld.jobs.normal"
+        self.published = 0.0
         self.verbs: list[str] = []
         self.answered = True  # False: the broker's answers stay under way
 
@@ -62,6 +63,7 @@ class FakeBroker:
         self.settings = settings
         self.ack_wait = settings.ack_wait
         self.fetches: list[Future[Any]] = []
+        self.notices: list[tuple[str, str]] = []  # (job id, photo) of each commit notice sent
         self.stopped = False
         self.connected = True  # the real one's property: the connection is up now
 
@@ -71,6 +73,10 @@ class FakeBroker:
     def fetch(self, timeout: float) -> Future[Any]:
         self.fetches.append(Future())
         return self.fetches[-1]
+
+    def notify_commit(self, job_id: str, photo: str) -> Future[None]:
+        self.notices.append((job_id, photo))
+        return done()
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopped = True

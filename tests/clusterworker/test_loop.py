@@ -51,6 +51,19 @@ def test_a_photo_is_made_in_its_attempt_folder_and_acked_only_after_the_commit(t
     assert len(rig.broker.fetches) == 2, "the next photo is asked for once this one is answered"
 
 
+def test_a_won_commit_is_announced_and_the_next_photo_asked_for_in_the_same_step(tmp_path: Path) -> None:
+    rig = warm(tmp_path)
+    job = rig.job()
+    photo = rig.hand_out(rig.task(job))
+    assert rig.broker.notices == []
+    rig.model.finish_images()
+    rig.step()
+    assert photo.verbs == ["ack"] and committed(job, "img0.png") == ATTEMPT
+    assert rig.broker.notices == [(job.name, "img0.png")]  # the intake's finisher looks at once
+    # No step (a wait of up to a second in run()) between the answer and the next fetch.
+    assert rig.worker.held is None and len(rig.broker.fetches) == 2
+
+
 def test_heartbeats_go_out_every_third_of_ack_wait_while_the_photo_is_held(tmp_path: Path) -> None:
     rig = warm(tmp_path)
     photo = rig.hand_out(rig.task(rig.job()))
@@ -139,6 +152,7 @@ def test_a_commit_lost_to_another_attempt_removes_its_files_and_does_nothing_els
     rig.model.finish_images()
     rig.step()
     assert photo.verbs == [], "a losing attempt answered the broker"
+    assert rig.broker.notices == [], "a losing attempt announced a commit"
     assert committed(job, "img0.png") == "host2.77.2"
     assert not (job / "attempts" / "img0.png" / ATTEMPT).exists() and other.folder.exists()
     rig.step()

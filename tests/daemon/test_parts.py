@@ -60,6 +60,21 @@ def test_a_worker_fd_with_data_ends_the_wait_without_a_poke() -> None:
         os.close(w)
 
 
+def test_a_nudge_ends_the_wait_without_asking_for_a_rescan() -> None:
+    waiter = Waiter()
+    waiter.open()
+    try:
+        waiter.nudge()  # the broker's thread: a commit was noticed
+        started = time.monotonic()
+        assert waiter.wait(30.0, None) is False
+        assert time.monotonic() - started < 5.0
+        waiter.nudge()
+        waiter.poke()
+        assert waiter.wait(30.0, None) is True  # a poke among nudges still asks for a rescan
+    finally:
+        waiter.close()
+
+
 def test_a_poke_before_open_is_ignored() -> None:
     Waiter().poke()  # no pipe yet: must not raise
 

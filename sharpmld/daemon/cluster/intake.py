@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ class Held:
     publish_due: float = 0.0
     republish: set[str] = field(default_factory=set)  # photos the broker lost, to offer again
     commits_seen: int = -1  # commits/'s mtime when last looked at: unchanged, nothing new
+    settled: set[str] = field(default_factory=set)  # photos already seen committed or given up
     looked_at: float = 0.0  # when commits/ was last listed whatever its mtime said
 
 
@@ -77,7 +79,9 @@ class ClusterIntake:
         events: Observers,
         engine: Callable[[], dict[str, Any]],
         broker_factory: Callable[[Settings], IntakeBroker] = IntakeBroker,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
+        """``wake`` ends the daemon's wait from the broker's thread (a commit was noticed)."""
         self.config, self.layout, self.owner, self.log, self.events = config, layout, owner, log, events
         self.engine = engine
         self.settings = Settings(
@@ -86,6 +90,9 @@ class ClusterIntake:
             max_deliver=int(config.get("cluster", "max_deliver")),
         )
         self.broker = broker_factory(self.settings)
+        self.broker.on_commit = self._commit_noticed
+        self._wake = wake
+        self._noticed: deque[str] = deque()  # job ids whose commits the finisher looks at now
         self.held: dict[str, Held] = {}
         self.by_sequence: dict[int, tuple[str, str]] = {}  # stream sequence -> (job id, photo)
         self.reconciler = Reconciler()
@@ -224,9 +231,12 @@ class ClusterIntake:
             self._reconnections = self.broker.reconnections
             self.reconciler.due_now()
         self.events.on_broker(connected=connected, counts=self.counts)
-        if now >= self.next_finish:  # commits are on the shared folder: no broker needed
+        noticed = self._drain_noticed()
+        poll = now >= self.next_finish
+        if poll:
             self.next_finish = now + FINISH_SECONDS
-            self._finish_settled(now)
+        if poll or noticed:  # commits are on the shared folder: the poll needs no broker
+            self._finish_settled(now, noticed, poll=poll)
         if not connected:
             return
         for job_id, held in list(self.held.items()):
@@ -325,9 +335,26 @@ class ClusterIntake:
 
     # -- finishing ---------------------------------------------------------------------------
 
-    def _finish_settled(self, now: float) -> None:
+    def _commit_noticed(self, job_id: str, photo: str) -> None:
+        """On the broker's thread: a worker committed a photo of ``job_id``; look soon."""
+        self._noticed.append(job_id)  # deque appends and pops are atomic: no lock
+        self._wake()
+
+    def _drain_noticed(self) -> set[str]:
+        out: set[str] = set()
+        with contextlib.suppress(IndexError):
+            while True:
+                out.add(self._noticed.popleft())
+        return out
+
+    def _finish_settled(self, now: float, noticed: set[str], *, poll: bool) -> None:
+        """Look at the jobs a worker said it committed to, and on a poll at all the others."""
         for job_id, held in list(self.held.items()):
             if held.ledger is None or held.republish or held.publication is not None:
+                continue
+            if job_id in noticed:
+                held.commits_seen = -1  # listed now, whatever the folder's mtime says
+            elif not poll:
                 continue
             # Listing commits/ of every job twice a second is most of the work on a NAS: look
             # when a commit changed the folder (or a photo was given up), and now and then
@@ -340,10 +367,20 @@ class ClusterIntake:
                 continue
             held.commits_seen, held.looked_at = mtime, now
             left = finisher.outstanding(held.run.job.path, held.ledger)
+            self._note_settled(job_id, held, left)
             if left:
                 self._progress(held, len(left))
                 continue
             self._close(job_id, held, held.ledger)
+
+    def _note_settled(self, job_id: str, held: Held, left: list[str]) -> None:
+        """Say which photos were found settled since the last look: the moment the intake
+        learns of a commit, which the cluster benchmark compares with the worker's."""
+        assert held.ledger is not None
+        new = set(held.ledger.photos) - set(left) - held.settled
+        if new:
+            held.settled |= new
+            self.log.info("photo commit seen", job_id=job_id, photos=sorted(new))
 
     def _progress(self, held: Held, left: int) -> None:
         """progress.json, as a single-host job has it, for `sharpmld status` (best effort)."""
