@@ -335,6 +335,7 @@ class Daemon:
             settling=self.scanner.settling,
             oldest_age=max((now - e.first_seen for e in entries), default=0.0),
             stuck=Counter(self.scanner.stuck.values()),
+            inbox_bytes=self.scanner.bytes_seen,
         )
         due = self.scanner.next_due()
         self.scan_due = min(now + interval, due) if due is not None else now + interval

@@ -232,6 +232,17 @@ class InboxScanner:
         self.entries.pop(name, None)
 
     @property
+    def bytes_seen(self) -> int:
+        """Bytes of the regular files in every entry as the last scan saw them (its trees'
+        signatures: no walk of its own; a tree past ``max_entries`` counts its first ones)."""
+        return sum(
+            size
+            for e in self.entries.values()
+            for _rel, kind, size, _m in e.signature.entries
+            if kind == "file"
+        )
+
+    @property
     def settling(self) -> int:
         """Entries seen but not yet ready."""
         return sum(1 for e in self.entries.values() if not e.ready and e.name not in self.stuck)

@@ -73,9 +73,11 @@ class Observer:
         settling: int,
         oldest_age: float,
         stuck: Mapping[str, int] | None = None,
+        inbox_bytes: int | None = None,
     ) -> None:
         """The inbox was scanned; ``stuck`` counts, by reason, the entries held until someone
-        fixes their permissions (they wait for a person, not for time)."""
+        fixes their permissions (they wait for a person, not for time); ``inbox_bytes`` is
+        what the scan's trees hold."""
 
     def on_claimed(self, run: JobRun, *, settle_wait: float, queue_wait: float) -> None:
         """A job was claimed (or adopted) and is about to be prepared."""

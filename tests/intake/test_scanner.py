@@ -101,3 +101,16 @@ def test_a_folder_without_its_marker_is_held_for_that_reason(tmp_path: Path) -> 
     assert scanner.scan(0.0) == []
     (held,) = scanner.held_back()
     assert (held.name, held.reason, held.due) == ("job", "no_ready_marker", None)
+
+
+def test_the_scan_says_how_many_bytes_its_entries_hold(tmp_path: Path) -> None:
+    scanner = InboxScanner(tmp_path, settle=2.0, marker="", max_entries=1000)
+    (tmp_path / "trip" / "day2").mkdir(parents=True)
+    (tmp_path / "trip" / "a.jpg").write_bytes(b"x" * 1000)
+    (tmp_path / "trip" / "day2" / "b.jpg").write_bytes(b"y" * 234)
+    (tmp_path / "single.jpg").write_bytes(b"z" * 66)
+    scanner.scan(0.0)
+    assert scanner.bytes_seen == 1300
+    (tmp_path / "single.jpg").unlink()
+    scanner.scan(1.0)
+    assert scanner.bytes_seen == 1234

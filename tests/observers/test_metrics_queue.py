@@ -88,3 +88,18 @@ def test_entries_stuck_on_permissions_are_counted_by_reason(tmp_path: Path) -> N
     assert stuck == {"unreadable": 2, "not_writable": 1}
     metrics.on_scan(duration=0.0, waiting=0, settling=0, oldest_age=0.0, stuck={})
     assert metrics.registry.get_sample_value("sharpmld_inbox_stuck_entries", {"reason": "unreadable"}) == 0
+
+
+def test_the_inbox_bytes_come_from_the_scan_and_the_disk_refresh_does_not_walk_it(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "root")
+    layout.ensure()
+    (layout.inbox / "trip").mkdir()
+    (layout.inbox / "trip" / "a.jpg").write_bytes(b"x" * 5000)  # not walked by the refresh
+    (layout.state("working") / "job").mkdir()
+    (layout.state("working") / "job" / "b.jpg").write_bytes(b"y" * 300)
+    metrics = Metrics(layout)
+    metrics.on_scan(duration=0.0, waiting=1, settling=0, oldest_age=0.0, inbox_bytes=4321)
+    metrics.refresh_disk()
+    value = metrics.registry.get_sample_value
+    assert value("sharpmld_state_bytes", {"state": "inbox"}) == 4321
+    assert value("sharpmld_state_bytes", {"state": "working"}) == 300
