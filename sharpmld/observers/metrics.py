@@ -22,11 +22,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    start_http_server,
 )
 
-from sharpmld.core.errors import JOB_ERRORS, ConfigError
+from sharpmld.core.errors import JOB_ERRORS
 from sharpmld.intake.scanner import NOT_WRITABLE, UNREADABLE
+from sharpmld.observers import endpoint
 from sharpmld.observers.events import DaemonFacts, ImageEvent, Observer, WorkerEvent
 from sharpmld.observers.model_metrics import ModelMetrics
 from sharpmld.observers.process import register_process_collector
@@ -151,22 +151,20 @@ class Metrics(Observer):
 
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint; a port in use is a clear start-up error."""
-        try:
-            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot serve metrics on {host}:{port} ({exc.strerror}); another program uses it: "
-                "set [metrics] port to a free port, or enabled = false"
-            ) from None
+        self._server = endpoint.start(
+            self.registry,
+            host,
+            port,
+            what="metrics",
+            advice="set [metrics] port to a free port, or enabled = false",
+        )
         self.port = int(self._server.server_port)
         threading.Thread(target=self._disk_loop, name="metrics-disk", daemon=True).start()
         return self.port
 
     def stop(self) -> None:
         self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        endpoint.stop(self._server)
 
     def _disk_loop(self) -> None:
         while not self._stop.is_set():

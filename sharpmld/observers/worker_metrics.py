@@ -17,12 +17,11 @@ from prometheus_client import (
     Counter,
     Gauge,
     disable_created_metrics,
-    start_http_server,
 )
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from sharpmld.core.errors import ConfigError
+from sharpmld.observers import endpoint
 from sharpmld.observers.model_metrics import ModelMetrics
 from sharpmld.observers.process import register_process_collector
 
@@ -82,18 +81,16 @@ class WorkerMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint (port 0: a free one); returns the port."""
-        try:
-            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot serve the worker's metrics on {host}:{port} ({exc.strerror}); another "
-                "program uses it: pass --metrics-port with a free port, or 0 to pick one"
-            ) from None
+        self._server = endpoint.start(
+            self.registry,
+            host,
+            port,
+            what="the worker's metrics",
+            advice="pass --metrics-port with a free port, or 0 to pick one",
+        )
         self.port = int(self._server.server_port)
         return self.port
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        endpoint.stop(self._server)
+        self._server = None
